@@ -1,0 +1,85 @@
+"""Building the vault's ASGI app: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ehr.api import auth_routes, fhir_routes
+from ehr.api.render import fhir_response
+from ehr.errors import OAuthError, Unauthorized, VaultError
+from ehr.fhir import operation_outcome, outcome_for
+from ehr.service import Vault
+from ehr.settings import Settings
+from ehr.store import Store
+
+__all__ = ["create_app", "load_or_create_token_key"]
+
+log = logging.getLogger("pchr.vault")
+
+
+def load_or_create_token_key(path: Path | None) -> ed25519.Ed25519PrivateKey:
+    if path is None:
+        return ed25519.Ed25519PrivateKey.generate()
+    if path.exists():
+        return ed25519.Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+    key = ed25519.Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+    return key
+
+
+def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
+    """The vault's FastAPI app. Pass ``vault`` to inject a prepared one (clock, rng, store) in tests."""
+    settings = settings or Settings.from_env()
+    if vault is None:
+        vault = Vault(
+            Store(settings.database_url),
+            token_key=load_or_create_token_key(settings.token_key_path),
+            issuer=settings.issuer,
+        )
+    app = FastAPI(title="pchr vault", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.vault = vault
+
+    @app.exception_handler(OAuthError)
+    async def oauth_error(_: Request, exc: OAuthError) -> Response:
+        return JSONResponse(
+            {"error": exc.error, "error_description": exc.message},
+            status_code=exc.http_status,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.exception_handler(VaultError)
+    async def vault_error(_: Request, exc: VaultError) -> Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="pchr"'} if isinstance(exc, Unauthorized) else None
+        return fhir_response(outcome_for(exc), exc.status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return fhir_response(operation_outcome("error", "invalid", f"malformed request: {where}"), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return fhir_response(operation_outcome("error", code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        # Log the type only: messages from deep layers could carry request data.
+        log.error("unexpected %s while handling a request", type(exc).__name__)
+        return fhir_response(operation_outcome("fatal", "exception", "internal error"), 500)
+
+    app.include_router(auth_routes.router)
+    app.include_router(fhir_routes.router)
+    return app

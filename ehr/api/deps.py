@@ -1,0 +1,66 @@
+"""FastAPI dependencies, as ``Annotated`` aliases; tests swap them with ``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ehr.errors import PayloadTooLarge
+from ehr.fhir import parse_json
+from ehr.policy import Principal
+from ehr.service import Vault
+from ehr.settings import Settings
+
+__all__ = ["BaseUrl", "CurrentPrincipal", "JsonBody", "VaultDep", "read_body"]
+
+
+def get_vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+VaultDep = Annotated[Vault, Depends(get_vault)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_principal(request: Request, vault: VaultDep) -> Principal:
+    return await run_in_threadpool(vault.authenticate, request.headers.get("authorization"))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def base_url(request: Request, settings: SettingsDep) -> str:
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+BaseUrl = Annotated[str, Depends(base_url)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    return parse_json(await read_body(request, settings.max_body_bytes))
+
+
+JsonBody = Annotated[dict[str, Any], Depends(json_body)]

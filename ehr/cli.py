@@ -1,0 +1,299 @@
+"""The ``pchr`` command line: keys, the vault server, the local gateway, uploads, reads and the demo.
+
+Passphrases come from ``PCHR_PASSPHRASE`` or a prompt, never from an argument (it would land in shell history).
+Output is for a person; ``--json`` where a machine may want it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ehr.client import VaultClient, VaultClientError
+from ehr.errors import InvalidRequest, KeyfileError
+from ehr.identity import ActorKeys, Role
+from ehr.keyfile import dump_keyfile, load_keyfile, read_public_header
+
+__all__ = ["main"]
+
+
+def _passphrase(confirm: bool = False) -> str:
+    from_env = os.environ.get("PCHR_PASSPHRASE")
+    if from_env:
+        return from_env
+    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def _open_keys(keyfile: Path) -> ActorKeys:
+    try:
+        return load_keyfile(keyfile.read_bytes(), _passphrase())
+    except (OSError, KeyfileError) as exc:
+        raise click.ClickException(f"cannot open {keyfile}: {exc}") from exc
+
+
+def _client(vault: str, keyfile: Path) -> VaultClient:
+    return VaultClient.connect(vault, _open_keys(keyfile))
+
+
+_vault_option = click.option(
+    "--vault",
+    default=lambda: os.environ.get("PCHR_VAULT", "http://127.0.0.1:8080"),
+    show_default="$PCHR_VAULT or http://127.0.0.1:8080",
+    help="The vault's base URL.",
+)
+_keyfile_option = click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("PCHR_KEYFILE"),
+    required=True,
+    help="Your keyfile (or $PCHR_KEYFILE).",
+)
+
+
+@click.group()
+@click.version_option("0.1.0", prog_name="pchr")
+def main() -> None:
+    """pchr: a patient-controlled health record with encrypted storage."""
+
+
+# -- keys ------------------------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Create and inspect actor keyfiles."""
+
+
+@keys.command("new")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Keyfile to write.")
+def keys_new(role: str, out: Path) -> None:
+    """Generate a secp256k1 identity key and an X25519 encryption key, sealed under a passphrase."""
+    if out.exists():
+        raise click.ClickException(f"{out} exists; refusing to overwrite a keyfile")
+    actor = ActorKeys.generate(Role(role))
+    data = dump_keyfile(actor, _passphrase(confirm=True))
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    click.echo(f"{role} {actor.address}")
+    click.echo(f"keyfile written to {out} (scrypt + AES-256-GCM); keep it and its passphrase safe")
+
+
+@keys.command("show")
+@click.argument("keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def keys_show(keyfile: Path) -> None:
+    """Show a keyfile's public part (no passphrase needed)."""
+    try:
+        header = read_public_header(keyfile.read_bytes())
+    except KeyfileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"role:    {header['role']}\naddress: {header['address']}\nx25519:  {header['x25519Public']}")
+
+
+@keys.command("register")
+@_vault_option
+@_keyfile_option
+def keys_register(vault: str, keyfile: Path) -> None:
+    """Register your public keys with a vault (the server never sees a private key)."""
+    client = _client(vault, keyfile)
+    _call(client.register)
+    click.echo(f"registered {client.keys.role} {client.address} with {vault}")
+
+
+# -- servers ---------------------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--database-url",
+    default=lambda: os.environ.get("PCHR_DATABASE_URL", "sqlite:///pchr.db"),
+    show_default="$PCHR_DATABASE_URL or sqlite:///pchr.db",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+@click.option(
+    "--token-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the Ed25519 key that signs access tokens (created if missing).",
+)
+@click.option("--public-url", default=None, help="Base URL clients use, if behind a proxy.")
+def serve(database_url: str, host: str, port: int, token_key: Path | None, public_url: str | None) -> None:
+    """Run the vault API."""
+    import uvicorn
+
+    from ehr.api import create_app
+    from ehr.settings import Settings
+
+    settings = Settings.from_env()
+    settings = Settings(
+        database_url=database_url,
+        max_body_bytes=settings.max_body_bytes,
+        issuer=settings.issuer,
+        public_url=public_url or settings.public_url,
+        token_key_path=token_key,
+    )
+    click.echo(f"pchr vault on http://{host}:{port} (database {_redact(database_url)})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@_vault_option
+@_keyfile_option
+@click.option("--port", default=8081, show_default=True)
+def gateway(vault: str, keyfile: Path, port: int) -> None:
+    """Run a plain FHIR endpoint on localhost that seals and unseals with your keys."""
+    import uvicorn
+
+    from ehr.gateway import create_gateway
+
+    client = _client(vault, keyfile)
+    _call(client.access_token)
+    click.echo(f"pchr gateway for {client.address}: http://127.0.0.1:{port} -> {vault}")
+    uvicorn.run(create_gateway(client), host="127.0.0.1", port=port, log_level="warning")
+
+
+# -- records ---------------------------------------------------------------------------------------
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_vault_option
+@_keyfile_option
+@click.option("--patient", default=None, help="The patient's address, when a writer uploads for them.")
+def upload(bundle: Path, vault: str, keyfile: Path, patient: str | None) -> None:
+    """Seal a FHIR transaction Bundle on this machine and store it in the vault, all or nothing."""
+    from ehr.transaction import assign_patient
+
+    client = _client(vault, keyfile)
+    try:
+        data = json.loads(bundle.read_text())
+        owner = patient or (client.address if client.keys.role is Role.PATIENT else None)
+        if owner is None:
+            raise click.ClickException("a writer must say whose record this is: --patient 0x...")
+        data = assign_patient(data, owner)
+    except (ValueError, InvalidRequest) as exc:
+        raise click.ClickException(f"{bundle}: {exc}") from exc
+    result = _call(lambda: client.transaction(data, patient=owner))
+    counts = Counter(
+        e["response"]["location"].split("/")[0] for e in result.get("entry", []) if "location" in e.get("response", {})
+    )
+    click.echo(f"uploaded {sum(counts.values())} resources for {owner}, sealed before they left this machine:")
+    for resource_type, n in counts.most_common():
+        click.echo(f"  {n:4d} {resource_type}")
+
+
+@main.command()
+@click.argument("target")
+@_vault_option
+@_keyfile_option
+@click.option("--patient", default=None, help="Whose records to list (default: yours).")
+@click.option("--json", "as_json", is_flag=True, help="Print FHIR JSON.")
+def read(target: str, vault: str, keyfile: Path, patient: str | None, as_json: bool) -> None:
+    """Read and decrypt TYPE/ID, TYPE/ID/_history/V, or list every TYPE resource."""
+    client = _client(vault, keyfile)
+    parts = target.strip("/").split("/")
+    if len(parts) == 1:
+        params = [("patient", patient)] if patient else []
+        resources = _call(lambda: client.everything(parts[0], params))
+        if as_json:
+            click.echo(json.dumps(resources, indent=2))
+            return
+        click.echo(f"{len(resources)} {parts[0]} resource(s)")
+        for resource in resources:
+            click.echo(f"  {resource['id']}  {summarize(resource)}")
+        return
+    if len(parts) == 2:
+        resource = _call(lambda: client.read(parts[0], parts[1]))
+    elif len(parts) == 4 and parts[2] == "_history":
+        resource = _call(lambda: client.vread(parts[0], parts[1], parts[3]))
+    else:
+        raise click.ClickException("target must be TYPE, TYPE/ID or TYPE/ID/_history/VERSION")
+    click.echo(json.dumps(resource, indent=2) if as_json else f"{target}: {summarize(resource)}")
+
+
+@main.group()
+def writers() -> None:
+    """Name who may add records to your record (a clinic, a lab)."""
+
+
+@writers.command("add")
+@click.argument("address")
+@_vault_option
+@_keyfile_option
+def writers_add(address: str, vault: str, keyfile: Path) -> None:
+    client = _client(vault, keyfile)
+    _call(lambda: client.add_writer(address))
+    click.echo(f"{address} may now add records to your record")
+
+
+@writers.command("remove")
+@click.argument("address")
+@_vault_option
+@_keyfile_option
+def writers_remove(address: str, vault: str, keyfile: Path) -> None:
+    client = _client(vault, keyfile)
+    _call(lambda: client.remove_writer(address))
+    click.echo(f"{address} may no longer add records")
+
+
+@writers.command("list")
+@_vault_option
+@_keyfile_option
+def writers_list(vault: str, keyfile: Path) -> None:
+    client = _client(vault, keyfile)
+    for address in _call(client.writers):
+        click.echo(address)
+
+
+@main.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's database and keyfiles here (default: a temporary directory).",
+)
+def demo(workdir: Path | None) -> None:
+    """Run the whole flow in-process on a temporary SQLite file, narrated."""
+    from ehr.demo import run_demo
+
+    sys.exit(run_demo(workdir, echo=click.echo))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _call(fn: Any) -> Any:
+    try:
+        return fn()
+    except VaultClientError as exc:
+        raise click.ClickException(f"the vault refused: {exc.status} {exc.message}") from exc
+    except InvalidRequest as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def summarize(resource: dict[str, Any]) -> str:
+    """One human line for a resource: its type, what it is, and its value or date."""
+    kind = resource.get("resourceType", "?")
+    code = resource.get("code") or resource.get("medicationCodeableConcept") or {}
+    label = code.get("text") or next((c.get("display") for c in code.get("coding", []) if c.get("display")), "")
+    if kind == "Patient":
+        name = (resource.get("name") or [{}])[0]
+        label = " ".join([*name.get("given", []), name.get("family", "")]).strip()
+        return f"Patient {label}, born {resource.get('birthDate', '?')}"
+    value = ""
+    if "valueQuantity" in resource:
+        q = resource["valueQuantity"]
+        value = f" = {q.get('value')} {q.get('unit', '')}".rstrip()
+    elif "component" in resource:
+        parts = [f"{c['valueQuantity'].get('value')}" for c in resource["component"] if "valueQuantity" in c]
+        value = f" = {'/'.join(parts)}" if parts else ""
+    when = resource.get("effectiveDateTime") or resource.get("onsetDateTime") or resource.get("authoredOn") or ""
+    return f"{kind} {label}{value}{'  (' + when[:10] + ')' if when else ''}"

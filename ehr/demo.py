@@ -1,0 +1,211 @@
+"""``pchr demo``: the vault's main flow, end to end, on a temporary SQLite file, narrated for a person.
+
+onboard (keys, registration) -> upload a realistic generated record, sealed on the patient's side -> show that
+the database holds only ciphertext -> the patient reads it back -> the clinician is refused.
+Everything runs in this process, over real HTTP on a loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ehr._serve import serve_in_thread
+from ehr.api import create_app
+from ehr.client import VaultClient, VaultClientError
+from ehr.identity import ActorKeys, Role
+from ehr.keyfile import dump_keyfile, load_keyfile
+from ehr.settings import Settings
+from ehr.transaction import assign_patient
+
+__all__ = ["database_bytes", "plaintext_needles", "run_demo", "synthetic_record"]
+
+# Keys that hold identifiers the vault stores in clear as metadata (types, ids, the patient's pseudonym).
+_METADATA_KEYS = {"id", "reference", "fullUrl", "url", "resourceType", "method", "fhir_comments"}
+
+
+def synthetic_record(seed: int = 7, profile: str = "type2_diabetes") -> dict[str, Any]:
+    """A clinically coherent synthetic R4 transaction Bundle (carebundle), as JSON."""
+    import carebundle
+
+    bundle: dict[str, Any] = json.loads(carebundle.to_json(carebundle.generate_bundle(profile=profile, seed=seed)))
+    return bundle
+
+
+def plaintext_needles(bundle: dict[str, Any], min_length: int = 6) -> set[str]:
+    """Strings from a record that must never appear in the vault's database: names, dates, codes, values.
+
+    Every string of at least ``min_length`` characters outside the metadata the vault keeps in clear, and every
+    quantity as it would appear in JSON (``"value":7.4``).
+    """
+    found: set[str] = set()
+
+    def walk(node: Any, key: str | None = None) -> None:
+        if isinstance(node, dict):
+            if "value" in node and isinstance(node["value"], int | float) and not isinstance(node["value"], bool):
+                found.add(f'"value":{json.dumps(node["value"])}')
+            for k, v in node.items():
+                if k not in _METADATA_KEYS:
+                    walk(v, k)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str) and len(node) >= min_length:
+            found.add(node)
+
+    for entry in bundle.get("entry", []):
+        walk(entry.get("resource", {}))
+    return found
+
+
+def database_bytes(db_path: Path) -> bytes:
+    """Every byte of a SQLite database, with its write-ahead log folded in and appended."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    parts = [p.read_bytes() for p in (db_path, Path(f"{db_path}-wal")) if p.exists()]
+    return b"".join(parts)
+
+
+def _table_counts(db_path: Path) -> dict[str, int]:
+    with sqlite3.connect(db_path) as conn:
+        tables = ("resource_version", "wrapped_key", "actor")
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+
+
+def _ciphertext_bytes(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as conn:
+        return int(conn.execute("SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM resource_version").fetchone()[0])
+
+
+def run_demo(workdir: Path | None = None, *, echo: Callable[[str], None] = print, seed: int = 7) -> int:
+    """Run the narrated flow; returns a process exit code (0 when every step behaved as it must)."""
+    with _workdir(workdir) as where:
+        return _run(where, echo, seed)
+
+
+class _workdir:
+    def __init__(self, given: Path | None) -> None:
+        self.given = given
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> Path:
+        if self.given is not None:
+            self.given.mkdir(parents=True, exist_ok=True)
+            return self.given
+        self._tmp = tempfile.TemporaryDirectory(prefix="pchr-demo-")
+        return Path(self._tmp.name)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _steps() -> Iterator[int]:
+    n = 1
+    while True:
+        yield n
+        n += 1
+
+
+def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
+    step = _steps()
+    db_path = where / "vault.db"
+    settings = Settings(database_url=f"sqlite:///{db_path}")
+    echo("pchr demo: an encrypted, patient-controlled health record\n")
+    with serve_in_thread(create_app(settings)) as base:
+        echo(f"{next(step)}. Vault running at {base}, storing into {db_path}")
+
+        # Onboard: keys are made and kept on each actor's side; only public keys reach the vault.
+        passphrase = secrets.token_urlsafe(16)  # a fresh one per run; real users choose their own
+        actors = {}
+        for name, role in (("patient", Role.PATIENT), ("clinician", Role.CLINICIAN)):
+            keys = ActorKeys.generate(role)
+            keyfile = where / f"{name}.key"
+            keyfile.write_bytes(dump_keyfile(keys, passphrase, n=2**14))
+            actors[name] = VaultClient.connect(base, load_keyfile(keyfile.read_bytes(), passphrase))
+            actors[name].register()
+        patient, clinician = actors["patient"], actors["clinician"]
+        echo(f"{next(step)}. Onboarded two actors (secp256k1 identity + X25519 encryption key, keyfile scrypt-sealed)")
+        echo(f"     patient   {patient.address}")
+        echo(f"     clinician {clinician.address}")
+
+        # Upload a realistic record, sealed on the patient's side.
+        bundle = synthetic_record(seed)
+        kinds = Counter(e["resource"]["resourceType"] for e in bundle["entry"])
+        echo(
+            f"{next(step)}. Generated a synthetic type-2 diabetes record (carebundle, seed {seed}): "
+            f"{sum(kinds.values())} resources"
+        )
+        echo("     " + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
+        response = patient.transaction(assign_patient(bundle, patient.address), patient=patient.address)
+        created = sum(1 for e in response["entry"] if e["response"]["status"].startswith("201"))
+        echo(f"     uploaded as one transaction, each resource sealed on the patient's machine: {created} created")
+
+        # What the server holds.
+        counts = _table_counts(db_path)
+        needles = plaintext_needles(bundle)
+        raw = database_bytes(db_path)
+        leaked = sorted(n for n in needles if n.encode() in raw)
+        echo(
+            f"{next(step)}. What the vault's database holds: {counts['resource_version']} sealed versions "
+            f"({_ciphertext_bytes(db_path):,} bytes of AES-256-GCM ciphertext), {counts['wrapped_key']} wrapped "
+            f"data keys, {counts['actor']} public key records"
+        )
+        echo(
+            f"     searched the database file ({len(raw):,} bytes) for {len(needles)} names, dates, codes and "
+            f"values from the record: {len(leaked)} found"
+        )
+        for needle in leaked[:5]:
+            echo(f"     LEAK: {needle[:40]!r}")
+
+        # The patient reads it back.
+        observations = patient.everything("Observation")
+        person = patient.read("Patient", patient.address)
+        name = (person.get("name") or [{}])[0]
+        echo(
+            f"{next(step)}. The patient reads the record back, decrypting on their side: "
+            f"{' '.join(name.get('given', []))} {name.get('family', '')}, born {person.get('birthDate')}; "
+            f"{len(observations)} Observations, e.g."
+        )
+        from ehr.cli import summarize
+
+        for obs in observations[:4]:
+            echo(f"     {summarize(obs)}")
+
+        # The clinician has no grant: refused.
+        refusals: list[VaultClientError | None] = []
+        attempts: list[Callable[[], object]] = [
+            lambda: clinician.read("Observation", observations[0]["id"]),
+            lambda: clinician.search("Observation", [("patient", patient.address)]),
+        ]
+        for attempt in attempts:
+            try:
+                attempt()
+                refusals.append(None)
+            except VaultClientError as exc:
+                refusals.append(exc)
+        ok_refused = all(r is not None and r.status == 403 for r in refusals)
+        first = refusals[0]
+        echo(
+            f"{next(step)}. The clinician asks for the patient's Observations without a grant: "
+            f"{'refused' if ok_refused else 'NOT REFUSED'}"
+        )
+        if first is not None:
+            echo(f"     {first.status} OperationOutcome: {first.message}")
+
+    healthy = not leaked and ok_refused and created == sum(kinds.values()) and len(observations) == kinds["Observation"]
+    echo(
+        "\n"
+        + (
+            "Done: the vault stored and served only ciphertext; only the patient could read the record."
+            if healthy
+            else "FAILED: see the steps above."
+        )
+    )
+    return 0 if healthy else 1

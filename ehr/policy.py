@@ -1,0 +1,57 @@
+"""Who may do what to whose records: the vault's access policy, as a pure function.
+
+Until the consent ledger exists (see the consent-ledger issue), the rules are:
+
+- a patient reads, searches, writes and deletes the records in their own compartment;
+- a *writer* the patient has named (a clinician, a lab) may create and update records for that patient,
+  but cannot read them back: sealed to the patient, they are unreadable to the writer anyway;
+- nobody else may do anything with the patient's records;
+- every interaction must also be allowed by the access token's SMART scopes (:mod:`ehr.scopes`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ehr.errors import Forbidden
+from ehr.identity import Role
+from ehr.scopes import Scope
+
+__all__ = ["Action", "Principal", "authorize"]
+
+
+class Action(enum.StrEnum):
+    """An interaction, named by its SMART v2 permission letter."""
+
+    CREATE = "c"
+    READ = "r"
+    UPDATE = "u"
+    DELETE = "d"
+    SEARCH = "s"
+
+    @property
+    def verb(self) -> str:
+        return {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}[self.value]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller, as established by its access token."""
+
+    address: str
+    role: Role
+    scopes: tuple[Scope, ...]
+
+
+def authorize(principal: Principal, action: Action, resource_type: str, patient: str, *, named_writer: bool) -> None:
+    """Raise Forbidden unless ``principal`` may perform ``action`` on ``patient``'s ``resource_type``."""
+    if not any(scope.allows(resource_type, action.value) for scope in principal.scopes):
+        raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
+    if principal.address == patient:
+        return
+    if action in (Action.CREATE, Action.UPDATE) and named_writer:
+        return
+    if action in (Action.CREATE, Action.UPDATE):
+        raise Forbidden("only the patient, or a writer the patient has named, may write to this record")
+    raise Forbidden(f"only the patient may {action.verb} these records: no grant covers this request")

@@ -1,0 +1,537 @@
+"""The vault's service layer: FHIR interactions over sealed storage, with the access policy applied.
+
+Routers call these methods and translate the results to HTTP; nothing here knows about HTTP. Every write
+happens in one store session (one database transaction), so a refused write, or a transaction Bundle with
+one bad entry, leaves nothing behind.
+
+Writes arrive either as plain FHIR (validated, sealed to the patient's registered X25519 key, the plaintext
+dropped) or as a sealed envelope made by the writer's own client. Reads return sealed versions with the data
+key wrapped for the caller: the vault never holds a key that opens a record.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ehr.crypto import SealContext, seal
+from ehr.envelope import Envelope, EnvelopeError, is_sealed_binary
+from ehr.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidRequest,
+    NotFound,
+    OAuthError,
+    PreconditionFailed,
+    Unauthorized,
+    Unprocessable,
+    VaultError,
+)
+from ehr.fhir import ID_RE, canonical_json, is_resource_type, patient_of, validate_resource
+from ehr.identity import ActorPublic, Role, normalize_address
+from ehr.policy import Action, Principal, authorize
+from ehr.scopes import grantable, scope_string
+from ehr.search import SearchQuery
+from ehr.store import Head, Store, StoreSession, VersionRecord
+from ehr.tokens import ASSERTION_TYPE, AccessTokens, verify_client_assertion
+from ehr.transaction import PlannedEntry, plan_transaction
+
+__all__ = ["Page", "TokenGrant", "Vault", "WriteResult", "instant"]
+
+Clock = Callable[[], datetime]
+Rng = Callable[[int], bytes]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def instant(dt: datetime) -> str:
+    """A FHIR ``instant`` in UTC with microseconds."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated: datetime
+    created: bool
+    deleted: bool = False
+    changed: bool = True  # False for a delete of something already deleted
+
+    @property
+    def location(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}/_history/{self.version_id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    records: list[VersionRecord]
+    offset: int
+    count: int
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    access_token: str
+    expires_in: int
+    scope: str
+    actor: ActorPublic
+
+
+class Vault:
+    """The record vault. Build one per process with a Store and the vault's token-signing key."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        token_key: ed25519.Ed25519PrivateKey | None = None,
+        issuer: str = "pchr-vault",
+        clock: Clock = _utcnow,
+        rng: Rng = os.urandom,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.store = store
+        self.tokens = AccessTokens(token_key or ed25519.Ed25519PrivateKey.generate(), issuer)
+        self._clock = clock
+        self._rng = rng
+        self._new_id = new_id
+
+    # -- actors and authentication --------------------------------------------------------------
+    def register(self, actor: ActorPublic) -> bool:
+        """Store an actor's verified public record; True if new, False if already registered identically."""
+        with self.store.session() as tx:
+            existing = tx.get_actor(actor.address)
+            if existing is not None:
+                if existing == actor:
+                    return False
+                raise Conflict(f"{actor.address} is already registered with other keys")
+            tx.put_actor(actor, self._clock())
+            return True
+
+    def actor(self, address: str) -> ActorPublic:
+        with self.store.session() as tx:
+            found = tx.get_actor(_address(address))
+        if found is None:
+            raise NotFound(f"no actor {address} is registered")
+        return found
+
+    def issue_token(
+        self, *, grant_type: str, assertion_type: str, assertion: str, scope: str, audience: str
+    ) -> TokenGrant:
+        if grant_type != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
+        if assertion_type != ASSERTION_TYPE or not assertion:
+            raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+        now = self._clock()
+        with self.store.session() as tx:
+            try:
+                checked = verify_client_assertion(assertion, audience=audience, now=now, lookup=tx.get_actor)
+            except Unauthorized as exc:
+                raise OAuthError("invalid_client", exc.message, status=401) from exc
+            if not tx.use_assertion(checked.jti_key, checked.expires_at + timedelta(minutes=1), now):
+                raise OAuthError("invalid_client", "client assertion was already used (jti replay)", status=401)
+        scopes = grantable(scope, checked.actor.role)
+        if not scopes:
+            raise OAuthError("invalid_scope", f"none of the requested scopes may be issued to a {checked.actor.role}")
+        token = self.tokens.issue(checked.actor, scopes, now=now)
+        return TokenGrant(token, int(self.tokens.lifetime.total_seconds()), scope_string(scopes), checked.actor)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("this endpoint needs a bearer access token (POST /auth/token)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <access token>'")
+        return self.tokens.verify(token.strip(), now=self._clock())
+
+    # -- named writers --------------------------------------------------------------------------
+    def add_writer(self, principal: Principal, writer: str) -> None:
+        writer = _address(writer)
+        self._require_patient(principal)
+        with self.store.session() as tx:
+            if tx.get_actor(writer) is None:
+                raise Unprocessable(f"{writer} is not registered with this vault")
+            tx.add_writer(principal.address, writer, self._clock())
+
+    def remove_writer(self, principal: Principal, writer: str) -> None:
+        writer = _address(writer)
+        self._require_patient(principal)
+        with self.store.session() as tx:
+            if not tx.remove_writer(principal.address, writer):
+                raise NotFound(f"{writer} is not a named writer")
+
+    def writers(self, principal: Principal) -> list[str]:
+        self._require_patient(principal)
+        with self.store.session() as tx:
+            return tx.writers(principal.address)
+
+    @staticmethod
+    def _require_patient(principal: Principal) -> None:
+        if principal.role is not Role.PATIENT:
+            raise Forbidden("only a patient names the writers of their record")
+
+    # -- writes ---------------------------------------------------------------------------------
+    def create(self, principal: Principal, resource_type: str, body: dict[str, Any]) -> WriteResult:
+        _check_type(resource_type)
+        with self.store.session() as tx:
+            resource_id = self._id_for_create(principal, resource_type, body)
+            return self._write(
+                tx,
+                principal,
+                Action.CREATE,
+                resource_type,
+                resource_id,
+                body,
+                None,
+                default_patient=_self_patient(principal),
+            )
+
+    def update(
+        self,
+        principal: Principal,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> WriteResult:
+        _check_type(resource_type)
+        _check_id(resource_id)
+        if not is_sealed_binary(body) and body.get("id") != resource_id:
+            raise InvalidRequest("the resource's id must match the id in the URL (FHIR update)", expression="id")
+        with self.store.session() as tx:
+            return self._write(
+                tx,
+                principal,
+                Action.UPDATE,
+                resource_type,
+                resource_id,
+                body,
+                if_match,
+                default_patient=_self_patient(principal),
+            )
+
+    def delete(
+        self, principal: Principal, resource_type: str, resource_id: str, *, if_match: str | None = None
+    ) -> WriteResult:
+        _check_type(resource_type)
+        _check_id(resource_id)
+        with self.store.session() as tx:
+            return self._delete(tx, principal, resource_type, resource_id, if_match)
+
+    def transaction(self, principal: Principal, bundle: dict[str, Any]) -> list[tuple[PlannedEntry, WriteResult]]:
+        """Process a transaction Bundle all-or-nothing; results in the Bundle's entry order."""
+        default_patient = _self_patient(principal)
+
+        def new_id(resource_type: str) -> str:
+            if resource_type == "Patient" and default_patient is not None:
+                return default_patient
+            return self._new_id()
+
+        plan = plan_transaction(bundle, new_id, id_of_sealed=_sealed_id)
+        patients = {
+            e.resource_id
+            for e in plan
+            if e.resource_type == "Patient" and e.method != "DELETE" and _is_address(e.resource_id)
+        }
+        if len(patients) == 1:
+            default_patient = normalize_address(patients.pop())
+        results: list[tuple[PlannedEntry, WriteResult]] = []
+        with self.store.session() as tx:
+            for entry in plan:
+                try:
+                    _check_type(entry.resource_type)
+                    if entry.method == "DELETE":
+                        result = self._delete(tx, principal, entry.resource_type, entry.resource_id, entry.if_match)
+                    else:
+                        assert entry.resource is not None
+                        action = Action.CREATE if entry.method == "POST" else Action.UPDATE
+                        result = self._write(
+                            tx,
+                            principal,
+                            action,
+                            entry.resource_type,
+                            entry.resource_id,
+                            entry.resource,
+                            entry.if_match,
+                            default_patient=default_patient,
+                        )
+                except VaultError as exc:
+                    raise exc.at(f"Bundle.entry[{entry.index}]") from exc
+                results.append((entry, result))
+        return sorted(results, key=lambda r: r[0].index)
+
+    def _id_for_create(self, principal: Principal, resource_type: str, body: dict[str, Any]) -> str:
+        if is_sealed_binary(body):
+            return _sealed_id(body)
+        if resource_type == "Patient":
+            if principal.role is not Role.PATIENT:
+                raise Unprocessable("a Patient is created by PUT Patient/<patient address>, not POST")
+            return principal.address
+        return self._new_id()
+
+    def _now(self, head: Head | None) -> datetime:
+        now = self._clock()
+        # lastUpdated never goes backwards for a resource, even if the wall clock does.
+        if head is not None and now <= head.last_updated:
+            now = head.last_updated + timedelta(microseconds=1)
+        return now
+
+    def _write(
+        self,
+        tx: StoreSession,
+        principal: Principal,
+        action: Action,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        *,
+        default_patient: str | None,
+    ) -> WriteResult:
+        head = tx.head(resource_type, resource_id)
+        if action is Action.CREATE and head is not None:
+            raise Conflict(f"{resource_type}/{resource_id} already exists")
+        version = head.version_id + 1 if head else 1
+        now = self._now(head)
+        if is_sealed_binary(body):
+            envelope = _envelope(body)
+            c = envelope.context
+            if (c.resource_type, c.resource_id) != (resource_type, resource_id):
+                raise InvalidRequest("the sealed envelope names another resource than the request")
+            if c.version_id != str(version):
+                raise Conflict(f"sealed for version {c.version_id[:16]} but the next version is {version}")
+            if envelope.key.recipient != c.patient:
+                raise Unprocessable("a sealed write must carry its data key wrapped for the patient")
+            patient = _address(c.patient)
+            self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            self._registered_patient(tx, patient)
+            sealed, key = envelope.sealed, envelope.key
+        else:
+            resource = validate_resource(body, expected_type=resource_type)
+            resource["id"] = resource_id
+            owner = patient_of(resource) or (head.patient if head else None) or default_patient
+            if owner is None:
+                raise Unprocessable(
+                    f"{resource_type} names no patient (subject or patient): the vault cannot tell whose record it is"
+                )
+            patient = owner
+            self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            actor = self._registered_patient(tx, patient)
+            resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": instant(now)}
+            context = SealContext(resource_type, resource_id, str(version), patient)
+            sealed, key = seal(canonical_json(resource), context, patient, actor.encryption_key(), rng=self._rng)
+        method = "POST" if action is Action.CREATE else "PUT"
+        tx.add_version(VersionRecord(resource_type, resource_id, version, patient, method, now, sealed), [key])
+        return WriteResult(resource_type, resource_id, version, now, created=head is None)
+
+    def _authorize_write(
+        self,
+        tx: StoreSession,
+        principal: Principal,
+        action: Action,
+        resource_type: str,
+        patient: str,
+        head: Head | None,
+        if_match: str | None,
+    ) -> None:
+        if head is not None and head.patient != patient:
+            authorize(
+                principal,
+                Action.UPDATE,
+                resource_type,
+                head.patient,
+                named_writer=tx.is_writer(head.patient, principal.address),
+            )
+            raise Unprocessable("a resource cannot move to another patient's record")
+        authorize(principal, action, resource_type, patient, named_writer=tx.is_writer(patient, principal.address))
+        _check_if_match(if_match, head)
+
+    @staticmethod
+    def _registered_patient(tx: StoreSession, patient: str) -> ActorPublic:
+        actor = tx.get_actor(patient)
+        if actor is None or actor.role is not Role.PATIENT:
+            raise Unprocessable(f"{patient} is not a patient registered with this vault")
+        return actor
+
+    def _delete(
+        self, tx: StoreSession, principal: Principal, resource_type: str, resource_id: str, if_match: str | None
+    ) -> WriteResult:
+        head = tx.head(resource_type, resource_id)
+        if head is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        authorize(principal, Action.DELETE, resource_type, head.patient, named_writer=False)
+        _check_if_match(if_match, head)
+        if head.deleted:
+            return WriteResult(
+                resource_type,
+                resource_id,
+                head.version_id,
+                head.last_updated,
+                created=False,
+                deleted=True,
+                changed=False,
+            )
+        now = self._now(head)
+        version = head.version_id + 1
+        tx.add_version(VersionRecord(resource_type, resource_id, version, head.patient, "DELETE", now, None), [])
+        return WriteResult(resource_type, resource_id, version, now, created=False, deleted=True)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read(
+        self, principal: Principal, resource_type: str, resource_id: str, version_id: str | None = None
+    ) -> VersionRecord:
+        """The current (or a given) version, sealed, with the data key wrapped for the caller."""
+        _check_type(resource_type)
+        _check_id(resource_id)
+        with self.store.session() as tx:
+            head = tx.head(resource_type, resource_id)
+            if head is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+            authorize(principal, Action.READ, resource_type, head.patient, named_writer=False)
+            if version_id is None:
+                if head.deleted:
+                    raise Gone(f"{resource_type}/{resource_id} was deleted")
+                number = head.version_id
+            else:
+                if not version_id.isdigit():
+                    raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:16]!r}")
+                number = int(version_id)
+            record = tx.version(resource_type, resource_id, number, principal.address)
+        if record is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {number}")
+        if record.deleted:
+            raise Gone(f"{resource_type}/{resource_id} version {number} is a deletion")
+        if record.key is None:
+            raise Forbidden("no data key for this version is wrapped for you")
+        return record
+
+    def history(
+        self,
+        principal: Principal,
+        resource_type: str | None,
+        resource_id: str | None,
+        *,
+        since: datetime | None,
+        offset: int,
+        count: int,
+    ) -> Page:
+        with self.store.session() as tx:
+            if resource_id is not None:
+                assert resource_type is not None
+                head = tx.head(resource_type, resource_id)
+                if head is None:
+                    raise NotFound(f"{resource_type}/{resource_id} is not known")
+                authorize(principal, Action.READ, resource_type, head.patient, named_writer=False)
+                patients = [head.patient]
+            else:
+                if resource_type is not None:
+                    _check_type(resource_type)
+                    _require_scope(principal, resource_type, Action.SEARCH)
+                patients = _readable(principal)
+            total, records = tx.history(
+                principal.address,
+                patients,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                since=since,
+                offset=offset,
+                count=count,
+            )
+        return Page(total, records, offset, count)
+
+    def search(self, principal: Principal, resource_type: str, query: SearchQuery) -> Page:
+        _check_type(resource_type)
+        _require_scope(principal, resource_type, Action.SEARCH)
+        if query.patients:
+            patients = [_address(p) for p in query.patients]
+            for patient in patients:
+                authorize(principal, Action.SEARCH, resource_type, patient, named_writer=False)
+        else:
+            patients = _readable(principal)
+        with self.store.session() as tx:
+            total, records = tx.search(
+                principal.address,
+                resource_type,
+                patients,
+                ids=query.ids,
+                bounds=query.bounds,
+                newest_first=query.newest_first,
+                offset=query.offset,
+                count=query.count,
+            )
+        return Page(total, records, query.offset, query.count)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _readable(principal: Principal) -> list[str]:
+    """The compartments a principal may read: their own, for a patient (grants extend this later)."""
+    return [principal.address] if principal.role is Role.PATIENT else []
+
+
+def _require_scope(principal: Principal, resource_type: str, action: Action) -> None:
+    if not any(s.allows(resource_type, action.value) for s in principal.scopes):
+        raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
+
+
+def _self_patient(principal: Principal) -> str | None:
+    return principal.address if principal.role is Role.PATIENT else None
+
+
+def _check_type(resource_type: str) -> None:
+    if not is_resource_type(resource_type):
+        raise NotFound(f"unknown resource type {resource_type[:64]!r}")
+
+
+def _check_id(resource_id: str) -> None:
+    if not ID_RE.match(resource_id):
+        raise InvalidRequest("not a valid FHIR id", expression="id")
+
+
+def _address(value: str) -> str:
+    try:
+        return normalize_address(value)
+    except ValueError:
+        raise InvalidRequest("not a pchr address (0x followed by 40 hex digits)") from None
+
+
+def _is_address(value: str) -> bool:
+    try:
+        normalize_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _envelope(body: dict[str, Any]) -> Envelope:
+    try:
+        return Envelope.from_binary(body)
+    except EnvelopeError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+def _sealed_id(body: dict[str, Any]) -> str:
+    resource_id = _envelope(body).context.resource_id
+    _check_id(resource_id)
+    return resource_id
+
+
+def _check_if_match(if_match: str | None, head: Head | None) -> None:
+    if if_match is None:
+        return
+    wanted = if_match.strip().removeprefix("W/").strip('"')
+    current = str(head.version_id) if head is not None else None
+    if wanted != current:
+        raise PreconditionFailed(f"If-Match {if_match[:20]!r} does not match the current version ({current or 'none'})")

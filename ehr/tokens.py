@@ -1,0 +1,131 @@
+"""SMART Backend Services authentication: client assertions in, short-lived access tokens out.
+
+Spec: SMART App Launch 2.x "Backend Services" (https://hl7.org/fhir/smart-app-launch/backend-services.html) and
+RFC 7523. A client proves possession of its secp256k1 identity key by signing a short JWT (``ES256K``, RFC 8812)
+with ``iss`` = ``sub`` = its address, ``aud`` = the token endpoint, ``exp`` at most five minutes ahead and a
+fresh ``jti``. The vault answers with an access token: a JWT signed by the vault's Ed25519 key (``EdDSA``,
+RFC 8037) carrying the address, role and granted SMART scopes, valid for :data:`ACCESS_TOKEN_LIFETIME`.
+
+Time is injected (``now``) so expiry is testable exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ehr.errors import Unauthorized
+from ehr.identity import ActorKeys, ActorPublic, Role, normalize_address
+from ehr.policy import Principal
+from ehr.scopes import Scope, parse_scope, scope_string
+
+__all__ = [
+    "ACCESS_TOKEN_LIFETIME",
+    "ASSERTION_TYPE",
+    "AccessTokens",
+    "ClientAssertion",
+    "make_client_assertion",
+    "verify_client_assertion",
+]
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ACCESS_TOKEN_LIFETIME = timedelta(minutes=5)
+MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
+CLOCK_SKEW = timedelta(seconds=30)
+
+
+def make_client_assertion(keys: ActorKeys, audience: str, *, now: datetime, lifetime: int = 60) -> str:
+    """The signed JWT a client sends to ``POST /auth/token`` (client side)."""
+    claims = {
+        "iss": keys.address,
+        "sub": keys.address,
+        "aud": audience,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, keys.identity, algorithm="ES256K", headers={"kid": keys.address})
+
+
+@dataclass(frozen=True)
+class ClientAssertion:
+    actor: ActorPublic
+    jti_key: str
+    expires_at: datetime
+
+
+def verify_client_assertion(
+    assertion: str, *, audience: str, now: datetime, lookup: Callable[[str], ActorPublic | None]
+) -> ClientAssertion:
+    """Verify a client assertion's signature and claims; the caller must still record the ``jti``.
+
+    Every failure raises Unauthorized with the same reason, so a prober learns nothing about which check failed.
+    """
+    refused = Unauthorized("client assertion rejected (signature, audience, lifetime or registration)")
+    try:
+        unverified = jwt.decode(assertion, options={"verify_signature": False})
+        address = normalize_address(str(unverified.get("iss", "")))
+        actor = lookup(address)
+        if actor is None:
+            raise refused
+        claims = jwt.decode(
+            assertion,
+            actor.identity_key(),
+            algorithms=["ES256K"],
+            audience=audience,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_exp": False},
+        )
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise refused from exc
+    exp = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+    if claims["sub"] != claims["iss"] or exp <= now - CLOCK_SKEW or exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
+        raise refused
+    jti = str(claims["jti"])
+    if not 8 <= len(jti) <= 128:
+        raise refused
+    jti_key = hashlib.sha256(f"{address}\x00{jti}".encode()).hexdigest()
+    return ClientAssertion(actor, jti_key, exp)
+
+
+class AccessTokens:
+    """Issues and verifies the vault's access tokens."""
+
+    def __init__(self, key: ed25519.Ed25519PrivateKey, issuer: str, *, lifetime: timedelta = ACCESS_TOKEN_LIFETIME):
+        self._key = key
+        self._public = key.public_key()
+        self.issuer = issuer
+        self.lifetime = lifetime
+
+    def issue(self, actor: ActorPublic, scopes: tuple[Scope, ...], *, now: datetime) -> str:
+        claims = {
+            "iss": self.issuer,
+            "sub": actor.address,
+            "role": actor.role.value,
+            "scope": scope_string(scopes),
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.lifetime).timestamp()),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+    def verify(self, token: str, *, now: datetime) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._public,
+                algorithms=["EdDSA"],
+                issuer=self.issuer,
+                options={"require": ["iss", "sub", "exp", "scope", "role"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("access token is invalid") from exc
+        if int(claims["exp"]) <= int(now.timestamp()):
+            raise Unauthorized("access token has expired")
+        scopes = tuple(s for s in (parse_scope(w) for w in str(claims["scope"]).split()) if s is not None)
+        return Principal(normalize_address(str(claims["sub"])), Role(claims["role"]), scopes)

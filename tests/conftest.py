@@ -1,0 +1,110 @@
+"""Shared fixtures: a vault on a temporary SQLite file with an injectable clock, and registered actors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ehr.api import create_app
+from ehr.client import VaultClient
+from ehr.identity import ActorKeys, Role
+from ehr.service import Vault
+from ehr.settings import Settings
+from ehr.store import Store
+
+
+class Clock:
+    """A settable clock: tests move time explicitly (token expiry, _lastUpdated)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "vault.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{db_path}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def vault(store: Store, clock: Clock) -> Vault:
+    return Vault(store, clock=clock)
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{db_path}", max_body_bytes=256 * 1024)
+
+
+@pytest.fixture
+def http(settings: Settings, vault: Vault) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, vault=vault)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def patient_keys() -> ActorKeys:
+    return ActorKeys.generate(Role.PATIENT)
+
+
+@pytest.fixture(scope="session")
+def other_patient_keys() -> ActorKeys:
+    return ActorKeys.generate(Role.PATIENT)
+
+
+@pytest.fixture(scope="session")
+def clinician_keys() -> ActorKeys:
+    return ActorKeys.generate(Role.CLINICIAN)
+
+
+def _registered(http: TestClient, keys: ActorKeys, clock: Clock) -> VaultClient:
+    client = VaultClient(http, keys, clock=clock)
+    client.register()
+    return client
+
+
+@pytest.fixture
+def patient(http: TestClient, patient_keys: ActorKeys, clock: Clock) -> VaultClient:
+    return _registered(http, patient_keys, clock)
+
+
+@pytest.fixture
+def other_patient(http: TestClient, other_patient_keys: ActorKeys, clock: Clock) -> VaultClient:
+    return _registered(http, other_patient_keys, clock)
+
+
+@pytest.fixture
+def clinician(http: TestClient, clinician_keys: ActorKeys, clock: Clock) -> VaultClient:
+    return _registered(http, clinician_keys, clock)
+
+
+def observation(patient: str, value: float = 7.1, code: str = "2339-0", text: str = "Glucose") -> dict:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": text}], "text": text},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": "2026-02-27T08:30:00Z",
+        "valueQuantity": {"value": value, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+    }
