@@ -39,7 +39,9 @@ def _open_keys(keyfile: Path) -> ActorKeys:
 
 
 def _client(vault: str, keyfile: Path) -> VaultClient:
-    return VaultClient.connect(vault, _open_keys(keyfile))
+    client = VaultClient.connect(vault, _open_keys(keyfile))
+    click.get_current_context().call_on_close(client.close)
+    return client
 
 
 _vault_option = click.option(

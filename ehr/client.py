@@ -80,6 +80,15 @@ class VaultClient:
     def connect(cls, base_url: str, keys: ActorKeys, **kwargs: Any) -> VaultClient:
         return cls(httpx.Client(base_url=base_url, timeout=30.0), keys, **kwargs)
 
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> VaultClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def address(self) -> str:
         return self.keys.address

@@ -57,7 +57,7 @@ def plaintext_needles(bundle: dict[str, Any], min_length: int = 6) -> set[str]:
             for item in node:
                 walk(item, key)
         elif isinstance(node, str) and len(node) >= min_length:
-            found.add(node)
+            found.add(json.dumps(node, ensure_ascii=False)[1:-1])  # as it would stand in stored JSON
 
     for entry in bundle.get("entry", []):
         walk(entry.get("resource", {}))
@@ -198,6 +198,9 @@ def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
         )
         if first is not None:
             echo(f"     {first.status} OperationOutcome: {first.message}")
+
+        patient.close()
+        clinician.close()
 
     healthy = not leaked and ok_refused and created == sum(kinds.values()) and len(observations) == kinds["Observation"]
     echo(

@@ -8,11 +8,14 @@ own: it must listen on loopback only, like any local wallet or agent holding key
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr.api.capability import capability_statement
 from ehr.client import VaultClient, VaultClientError
@@ -73,10 +76,23 @@ def create_gateway(client: VaultClient) -> FastAPI:
     async def local_error(_: Request, exc: VaultError) -> Response:
         return _fhir(outcome_for(exc), exc.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown paths and unsupported methods (PATCH, conditional update): an OperationOutcome, as the vault does.
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return _fhir(operation_outcome("error", code, str(exc.detail)), exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(httpx.HTTPError)
+    async def vault_unreachable(_: Request, exc: httpx.HTTPError) -> Response:
+        return _fhir(operation_outcome("error", "transient", f"the vault did not answer: {type(exc).__name__}"), 502)
+
     @app.get("/metadata")
     def metadata() -> Response:
-        statement = dict(capability_statement("0.1.0"))
+        statement = copy.deepcopy(capability_statement("0.1.0"))
+        statement["software"]["name"] = "pchr gateway"
         statement["implementation"] = {"description": f"pchr gateway for {client.address} (seals locally)"}
+        # The gateway itself needs no login: it listens on loopback and holds the actor's keys.
+        statement["rest"][0].pop("security", None)
         return _fhir(statement)
 
     @app.post("/")
@@ -108,6 +124,15 @@ def create_gateway(client: VaultClient) -> FastAPI:
     def search(resource_type: str, request: Request) -> Response:
         params = list(request.query_params.multi_items())
         return _fhir(relink(client.search(resource_type, params), request))
+
+    @app.post("/{resource_type}/_search")
+    async def search_post(resource_type: str, request: Request) -> Response:
+        form = await request.form()
+        params = list(request.query_params.multi_items()) + [
+            (k, v) for k, v in form.multi_items() if isinstance(v, str)
+        ]
+        bundle = await run_in_threadpool(client.search, resource_type, params)
+        return _fhir(relink(bundle, request))
 
     @app.post("/{resource_type}")
     async def create(resource_type: str, request: Request) -> Response:

@@ -311,12 +311,12 @@ class Vault:
             c = envelope.context
             if (c.resource_type, c.resource_id) != (resource_type, resource_id):
                 raise InvalidRequest("the sealed envelope names another resource than the request")
+            patient = _address(c.patient)
+            self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
             if c.version_id != str(version):
                 raise Conflict(f"sealed for version {c.version_id[:16]} but the next version is {version}")
             if envelope.key.recipient != c.patient:
                 raise Unprocessable("a sealed write must carry its data key wrapped for the patient")
-            patient = _address(c.patient)
-            self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
             self._registered_patient(tx, patient)
             sealed, key = envelope.sealed, envelope.key
         else:

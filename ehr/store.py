@@ -202,45 +202,44 @@ class StoreSession:
         """Append a version (and its wrapped keys) and make it the head; Conflict if that version exists."""
         at = _naive(record.last_updated)
         sealed = record.sealed
-        self._s.add(
-            VersionRow(
-                resource_type=record.resource_type,
-                resource_id=record.resource_id,
-                version_id=record.version_id,
-                patient=record.patient,
-                method=record.method,
-                last_updated=at,
-                nonce=sealed.nonce if sealed else None,
-                ciphertext=sealed.ciphertext if sealed else None,
-            )
-        )
-        for key in keys:
-            self._s.add(
-                WrappedKeyRow(
-                    resource_type=record.resource_type,
-                    resource_id=record.resource_id,
-                    version_id=record.version_id,
-                    recipient=key.recipient,
-                    ephemeral_public=key.ephemeral_public,
-                    wrapped=key.wrapped,
-                )
-            )
-        head = self._s.get(HeadRow, (record.resource_type, record.resource_id))
-        if head is None:
-            self._s.add(
-                HeadRow(
-                    resource_type=record.resource_type,
-                    resource_id=record.resource_id,
-                    patient=record.patient,
-                    version_id=record.version_id,
-                    deleted=record.deleted,
-                    last_updated=at,
-                )
-            )
-        else:
-            head.version_id, head.deleted, head.last_updated = record.version_id, record.deleted, at
-            self._s.add(head)
         try:
+            with self._s.no_autoflush:
+                self._s.add(
+                    VersionRow(
+                        resource_type=record.resource_type,
+                        resource_id=record.resource_id,
+                        version_id=record.version_id,
+                        patient=record.patient,
+                        method=record.method,
+                        last_updated=at,
+                        nonce=sealed.nonce if sealed else None,
+                        ciphertext=sealed.ciphertext if sealed else None,
+                    )
+                )
+                for key in keys:
+                    self._s.add(
+                        WrappedKeyRow(
+                            resource_type=record.resource_type,
+                            resource_id=record.resource_id,
+                            version_id=record.version_id,
+                            recipient=key.recipient,
+                            ephemeral_public=key.ephemeral_public,
+                            wrapped=key.wrapped,
+                        )
+                    )
+                head = self._s.get(HeadRow, (record.resource_type, record.resource_id))
+                if head is None:
+                    head = HeadRow(
+                        resource_type=record.resource_type,
+                        resource_id=record.resource_id,
+                        patient=record.patient,
+                        version_id=record.version_id,
+                        deleted=record.deleted,
+                        last_updated=at,
+                    )
+                else:
+                    head.version_id, head.deleted, head.last_updated = record.version_id, record.deleted, at
+                self._s.add(head)
             self._s.flush()
         except IntegrityError as exc:
             raise Conflict(

@@ -1,0 +1,489 @@
+"""The vault's FHIR API through FastAPI's test client: interactions, refusals and error outcomes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+from ehr.client import VaultClient, VaultClientError
+from ehr.identity import ActorKeys, Role
+from ehr.tokens import ASSERTION_TYPE, make_client_assertion
+from tests.conftest import Clock, observation
+
+
+def bearer(client: VaultClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.access_token()}"}
+
+
+def outcome(response) -> str:
+    """Assert the body is a valid OperationOutcome and return its first diagnostics."""
+    body = response.json()
+    OperationOutcome.model_validate(body)
+    return body["issue"][0]["diagnostics"]
+
+
+# -- capability and discovery ---------------------------------------------------------------------
+def test_metadata_is_a_valid_capability_statement(http: TestClient) -> None:
+    response = http.get("/metadata")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    statement = CapabilityStatement.model_validate(response.json())
+    types = {r.type for r in statement.rest[0].resource}
+    assert {"Observation", "Patient", "Condition", "MedicationRequest"} <= types
+
+
+def test_smart_configuration_advertises_private_key_jwt(http: TestClient) -> None:
+    config = http.get("/.well-known/smart-configuration").json()
+    assert config["token_endpoint"].endswith("/auth/token")
+    assert config["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+
+
+# -- the basic interactions -----------------------------------------------------------------------
+def test_plain_create_is_sealed_and_only_ciphertext_comes_back(http: TestClient, patient: VaultClient) -> None:
+    response = http.post("/Observation", json=observation(patient.address, 6.2), headers=bearer(patient))
+    assert response.status_code == 201
+    assert response.headers["etag"] == 'W/"1"'
+    location = response.headers["location"]
+    assert "/Observation/" in location
+    assert location.endswith("/_history/1")
+    resource_id = location.split("/")[-3]
+
+    raw = http.get(f"/Observation/{resource_id}", headers=bearer(patient))
+    assert raw.status_code == 200
+    body = raw.json()
+    assert body["resourceType"] == "Binary"
+    assert body["contentType"] == "application/pchr-sealed+json"
+    assert "6.2" not in base64.b64decode(body["data"]).decode()
+    assert "Glucose" not in raw.text
+    # The patient's client opens it, with the vault's version metadata.
+    opened = patient.open_binary(body)
+    assert opened["valueQuantity"]["value"] == 6.2
+    assert opened["meta"]["versionId"] == "1"
+
+
+def test_client_sealed_round_trip_versions_and_history(patient: VaultClient, clock: Clock) -> None:
+    created = patient.create(observation(patient.address, 5.0))
+    clock.advance(minutes=1)
+    updated = patient.update({**created, "status": "amended", "valueQuantity": {"value": 5.5, "unit": "mmol/L"}})
+    assert updated["meta"]["versionId"] == "2"
+    assert patient.read("Observation", created["id"])["valueQuantity"]["value"] == 5.5
+    assert patient.vread("Observation", created["id"], "1")["valueQuantity"]["value"] == 5.0
+    history = patient.history("Observation", created["id"])
+    Bundle.model_validate(
+        {**history, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in history["entry"]]}
+    )
+    assert history["type"] == "history"
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+
+
+def test_delete_then_read_is_410_and_history_keeps_the_deletion(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    created = patient.create(observation(patient.address))
+    clock.advance(seconds=5)
+    patient.delete("Observation", created["id"])
+    response = http.get(f"/Observation/{created['id']}", headers=bearer(patient))
+    assert response.status_code == 410
+    assert "deleted" in outcome(response)
+    history = http.get(f"/Observation/{created['id']}/_history", headers=bearer(patient)).json()
+    assert [e["request"]["method"] for e in history["entry"]] == ["DELETE", "POST"]
+    assert "resource" not in history["entry"][0]
+    # The old version can still be read by the patient.
+    assert patient.vread("Observation", created["id"], "1")["status"] == "final"
+    # Deleting again is idempotent.
+    assert http.delete(f"/Observation/{created['id']}", headers=bearer(patient)).status_code == 200
+
+
+def test_search_by_patient_with_paging_links(patient: VaultClient, clock: Clock) -> None:
+    for i in range(7):
+        patient.create(observation(patient.address, float(i)))
+        clock.advance(seconds=1)
+    page = patient.search("Observation", [("patient", f"Patient/{patient.address}"), ("_count", "3")])
+    assert page["total"] == 7
+    assert len(page["entry"]) == 3
+    links = {link["relation"]: link["url"] for link in page["link"]}
+    assert {"self", "first", "next", "last"} <= links.keys()
+    everything = patient.everything("Observation", [("_count", "3")])
+    assert sorted(r["valueQuantity"]["value"] for r in everything) == [float(i) for i in range(7)]
+
+
+def test_search_by_last_updated(patient: VaultClient, clock: Clock) -> None:
+    patient.create(observation(patient.address, 1.0))  # 2026-03-01T09:00
+    clock.advance(days=2)
+    patient.create(observation(patient.address, 2.0))  # 2026-03-03T09:00
+    since = patient.search("Observation", [("_lastUpdated", "ge2026-03-02")])
+    assert [e["resource"]["valueQuantity"]["value"] for e in since["entry"]] == [2.0]
+    day = patient.search("Observation", [("_lastUpdated", "2026-03-01")])
+    assert [e["resource"]["valueQuantity"]["value"] for e in day["entry"]] == [1.0]
+    newest_first = patient.search("Observation", [("_sort", "-_lastUpdated")])
+    assert [e["resource"]["valueQuantity"]["value"] for e in newest_first["entry"]] == [2.0, 1.0]
+
+
+def test_count_zero_gives_the_total_only(patient: VaultClient) -> None:
+    patient.create(observation(patient.address))
+    page = patient.search("Observation", [("_count", "0")])
+    assert page["total"] == 1
+    assert page["entry"] == []
+
+
+def test_transaction_resolves_references_and_is_all_or_nothing(http: TestClient, patient: VaultClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:a1b2c3d4-0000-4000-8000-000000000001",
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "finished",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                    "subject": {"reference": f"Patient/{patient.address}"},
+                },
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {
+                "resource": {
+                    **observation(patient.address, 9.9),
+                    "encounter": {"reference": "urn:uuid:a1b2c3d4-0000-4000-8000-000000000001"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    response = http.post("/", json=bundle, headers=bearer(patient))
+    assert response.status_code == 200
+    result = response.json()
+    assert result["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == ["201 Created", "201 Created"]
+    encounter_id = result["entry"][0]["response"]["location"].split("/")[1]
+    obs_id = result["entry"][1]["response"]["location"].split("/")[1]
+    assert patient.read("Observation", obs_id)["encounter"]["reference"] == f"Encounter/{encounter_id}"
+
+    # One bad entry (an impossible date): nothing of the Bundle is stored.
+    before = patient.search("Observation", [("_count", "0")])["total"]
+    bad = json.loads(json.dumps(bundle))
+    bad["entry"][1]["resource"]["effectiveDateTime"] = "2026-02-30"
+    response = http.post("/", json=bad, headers=bearer(patient))
+    assert response.status_code == 400
+    assert outcome(response).startswith("Bundle.entry[1]:")
+    assert patient.search("Observation", [("_count", "0")])["total"] == before
+    assert patient.search("Encounter", [("_count", "0")])["total"] == 1
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (json.dumps({"resourceType": "Condition"}).encode(), 400, "does not match the endpoint"),
+        (json.dumps({"status": "final"}).encode(), 400, "no resourceType"),
+    ],
+)
+def test_malformed_bodies(http: TestClient, patient: VaultClient, body: bytes, status: int, message: str) -> None:
+    response = http.post(
+        "/Observation", content=body, headers={**bearer(patient), "Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == status
+    assert message in outcome(response)
+
+
+def test_unknown_resource_type(http: TestClient, patient: VaultClient) -> None:
+    response = http.post("/Spaceship", json={"resourceType": "Spaceship"}, headers=bearer(patient))
+    assert response.status_code == 404
+    assert "unknown resource type" in outcome(response)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"effectiveDateTime": "2026-13-40"}, "effectiveDateTime"),
+        ({"status": 17}, "status"),
+        ({"subject": {"reference": "Patient with spaces"}}, "subject.reference"),
+        ({"performer": [{"reference": "Spaceship/1"}]}, "performer[0].reference"),
+        ({"unknownElement": 1}, "unknownElement"),
+    ],
+)
+def test_invalid_fhir_is_400_naming_the_element(
+    http: TestClient, patient: VaultClient, change: dict[str, Any], where: str
+) -> None:
+    body = {**observation(patient.address), **change}
+    response = http.post("/Observation", json=body, headers=bearer(patient))
+    assert response.status_code == 400
+    data = response.json()
+    assert where in data["issue"][0]["expression"][0]
+    # The error names the element, never the offending value.
+    assert "2026-13-40" not in response.text
+
+
+def test_put_with_mismatched_id_is_400(http: TestClient, patient: VaultClient) -> None:
+    body = {**observation(patient.address), "id": "other"}
+    response = http.put("/Observation/this-one", json=body, headers=bearer(patient))
+    assert response.status_code == 400
+    assert "must match the id in the URL" in outcome(response)
+
+
+def test_body_over_the_limit_is_413(http: TestClient, patient: VaultClient) -> None:
+    body = {**observation(patient.address), "note": [{"text": "x" * 300_000}]}
+    response = http.post("/Observation", json=body, headers=bearer(patient))
+    assert response.status_code == 413
+    assert "limit" in outcome(response)
+
+
+def test_resource_without_patient_from_a_writer_is_422(
+    http: TestClient, patient: VaultClient, clinician: VaultClient
+) -> None:
+    patient.add_writer(clinician.address)
+    practitioner = {"resourceType": "Practitioner", "name": [{"family": "Who"}]}
+    response = http.post("/Practitioner", json=practitioner, headers=bearer(clinician))
+    assert response.status_code == 422
+    assert "names no patient" in outcome(response)
+
+
+def test_writing_into_a_stranger_record_is_403(http: TestClient, patient: VaultClient) -> None:
+    stranger = ActorKeys.generate(Role.PATIENT).address
+    response = http.post("/Observation", json=observation(stranger), headers=bearer(patient))
+    assert response.status_code == 403
+    assert "only the patient, or a writer the patient has named" in outcome(response)
+
+
+def test_patient_id_must_be_an_address(http: TestClient, patient: VaultClient) -> None:
+    response = http.post("/Observation", json=observation("12345"), headers=bearer(patient))
+    assert response.status_code == 422
+    assert "pchr address" in outcome(response)
+
+
+def test_if_match_mismatch_is_412(http: TestClient, patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    with pytest.raises(VaultClientError) as refused:
+        patient.update({**created, "status": "amended"}, if_match='W/"7"')
+    assert refused.value.status == 412
+    plain = {**observation(patient.address), "id": created["id"]}
+    response = http.put(f"/Observation/{created['id']}", json=plain, headers={**bearer(patient), "If-Match": 'W/"7"'})
+    assert response.status_code == 412
+    assert "does not match the current version" in outcome(response)
+
+
+def test_sealed_create_with_an_existing_id_is_409(http: TestClient, patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    binary = patient.seal_resource({**observation(patient.address), "id": created["id"]}, 1)
+    response = http.post("/Observation", json=binary, headers=bearer(patient))
+    assert response.status_code == 409
+    assert "already exists" in outcome(response)
+
+
+def test_sealed_write_for_a_stale_version_is_409(http: TestClient, patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    binary = patient.seal_resource({**observation(patient.address), "id": created["id"]}, 1)  # next is 2
+    response = http.put(f"/Observation/{created['id']}", json=binary, headers=bearer(patient))
+    assert response.status_code == 409
+    assert "next version is 2" in outcome(response)
+
+
+def test_sealed_envelope_for_another_resource_is_400(http: TestClient, patient: VaultClient) -> None:
+    binary = patient.seal_resource({**observation(patient.address), "id": "abc"}, 1)
+    response = http.put("/Observation/xyz", json=binary, headers=bearer(patient))
+    assert response.status_code == 400
+
+
+def test_garbage_sealed_binary_is_400(http: TestClient, patient: VaultClient) -> None:
+    binary = {"resourceType": "Binary", "contentType": "application/pchr-sealed+json", "data": "!!notbase64"}
+    response = http.post("/Observation", json=binary, headers=bearer(patient))
+    assert response.status_code == 400
+    assert "base64" in outcome(response)
+
+
+# -- access policy --------------------------------------------------------------------------------
+def test_clinician_without_grant_is_refused(http: TestClient, patient: VaultClient, clinician: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    for response in (
+        http.get(f"/Observation/{created['id']}", headers=bearer(clinician)),
+        http.get("/Observation", params={"patient": patient.address}, headers=bearer(clinician)),
+        http.get(f"/Observation/{created['id']}/_history", headers=bearer(clinician)),
+        http.delete(f"/Observation/{created['id']}", headers=bearer(clinician)),
+    ):
+        assert response.status_code == 403
+        assert "only the patient" in outcome(response)
+    # Without naming a patient, a clinician's search simply finds nothing of anyone's.
+    assert http.get("/Observation", headers=bearer(clinician)).json()["total"] == 0
+
+
+def test_one_patient_cannot_touch_another(patient: VaultClient, other_patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    with pytest.raises(VaultClientError) as refused:
+        other_patient.read("Observation", created["id"])
+    assert refused.value.status == 403
+    with pytest.raises(VaultClientError) as refused:
+        other_patient.create(observation(patient.address))
+    assert refused.value.status == 403
+
+
+def test_named_writer_may_add_but_not_read(patient: VaultClient, clinician: VaultClient) -> None:
+    with pytest.raises(VaultClientError) as refused:
+        clinician.create(observation(patient.address, 4.4))
+    assert refused.value.status == 403
+    patient.add_writer(clinician.address)
+    assert patient.writers() == [clinician.address]
+    written = clinician.create(observation(patient.address, 4.4))
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Observation", written["id"])
+    assert refused.value.status == 403
+    assert patient.read("Observation", written["id"])["valueQuantity"]["value"] == 4.4
+    patient.remove_writer(clinician.address)
+    with pytest.raises(VaultClientError):
+        clinician.create(observation(patient.address))
+
+
+def test_only_a_patient_names_writers(http: TestClient, patient: VaultClient, clinician: VaultClient) -> None:
+    response = http.put(f"/auth/writers/{patient.address}", headers=bearer(clinician))
+    assert response.status_code == 403
+
+
+# -- authentication -------------------------------------------------------------------------------
+def test_missing_token_is_401_with_challenge(http: TestClient) -> None:
+    response = http.get("/Observation")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "bearer access token" in outcome(response)
+
+
+def test_forged_token_is_401(http: TestClient, patient: VaultClient, clock: Clock) -> None:
+    forged = jwt.encode(
+        {
+            "iss": "pchr-vault",
+            "sub": patient.address,
+            "role": "patient",
+            "scope": "patient/*.cruds",
+            "exp": int(clock.now.timestamp()) + 300,
+        },
+        ed25519.Ed25519PrivateKey.generate(),
+        algorithm="EdDSA",
+    )
+    response = http.get("/Observation", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert "invalid" in outcome(response)
+
+
+def test_token_with_alg_none_is_401(http: TestClient, patient: VaultClient) -> None:
+    token = jwt.encode(
+        {"iss": "pchr-vault", "sub": patient.address, "role": "patient", "scope": "patient/*.cruds", "exp": 4102444800},
+        None,
+        algorithm="none",
+    )
+    assert http.get("/Observation", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_expired_token_is_401(http: TestClient, patient: VaultClient, clock: Clock) -> None:
+    headers = bearer(patient)
+    assert http.get("/Observation", headers=headers).status_code == 200
+    clock.advance(minutes=6)
+    response = http.get("/Observation", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in outcome(response)
+
+
+def _token_request(http: TestClient, assertion: str, scope: str = "patient/*.rs"):
+    return http.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
+
+
+def test_token_endpoint_issues_scoped_tokens(http: TestClient, patient: VaultClient, clock: Clock) -> None:
+    response = _token_request(
+        http,
+        make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now),
+        scope="patient/Observation.rs user/*.cruds",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 300
+    assert body["scope"] == "patient/Observation.rs"  # user/ scopes are not a patient's to hold
+    assert response.headers["cache-control"] == "no-store"
+    # The narrower token cannot write.
+    write = {"Authorization": f"Bearer {body['access_token']}"}
+    denied = http.post("/Observation", json=observation(patient.address), headers=write)
+    assert denied.status_code == 403
+    assert "scopes do not allow create" in outcome(denied)
+
+
+def test_replayed_assertion_is_refused(http: TestClient, patient: VaultClient, clock: Clock) -> None:
+    assertion = make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now)
+    assert _token_request(http, assertion).status_code == 200
+    replay = _token_request(http, assertion)
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("case", ["wrong audience", "unregistered", "signed by another key", "expired", "too long"])
+def test_bad_assertions_are_refused(http: TestClient, patient: VaultClient, clock: Clock, case: str) -> None:
+    keys, audience, now, lifetime = patient.keys, "http://testserver/auth/token", clock.now, 60
+    if case == "wrong audience":
+        audience = "http://elsewhere/auth/token"
+    elif case == "unregistered":
+        keys = ActorKeys.generate(Role.PATIENT)
+    elif case == "expired":
+        now = clock.now.replace(hour=clock.now.hour - 1)
+    elif case == "too long":
+        lifetime = 3600
+    assertion = make_client_assertion(keys, audience, now=now, lifetime=lifetime)
+    if case == "signed by another key":
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+        assertion = jwt.encode(claims, ActorKeys.generate(Role.PATIENT).identity, algorithm="ES256K")
+    response = _token_request(http, assertion)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_wrong_grant_type_and_unknown_scope(http: TestClient, patient: VaultClient, clock: Clock) -> None:
+    assertion = make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now)
+    response = http.post(
+        "/auth/token",
+        data={"grant_type": "password", "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion},
+    )
+    assert response.json()["error"] == "unsupported_grant_type"
+    response = _token_request(
+        http, make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now), scope="system/*.cruds"
+    )
+    assert response.json()["error"] == "invalid_scope"
+
+
+def test_registration_rejects_a_forged_binding(http: TestClient) -> None:
+    victim, attacker = ActorKeys.generate(Role.PATIENT), ActorKeys.generate(Role.PATIENT)
+    record = victim.public().to_json()
+    record["x25519Public"] = attacker.x25519_public.hex()
+    response = http.post("/auth/register", json=record)
+    assert response.status_code == 400
+    assert "registration rejected" in outcome(response)
+
+
+def test_registration_is_idempotent_but_keys_cannot_be_replaced(http: TestClient) -> None:
+    keys = ActorKeys.generate(Role.PATIENT)
+    assert http.post("/auth/register", json=keys.public().to_json()).status_code == 201
+    assert http.post("/auth/register", json=keys.public().to_json()).status_code == 200
+    # Same identity, new encryption key: a takeover attempt unless the ledger says otherwise.
+    rotated = ActorKeys.from_secrets(Role.PATIENT, keys.identity_secret(), bytes(range(32)))
+    response = http.post("/auth/register", json=rotated.public().to_json())
+    assert response.status_code == 409
+
+
+def test_unknown_route_and_method_are_outcomes(http: TestClient, patient: VaultClient) -> None:
+    response = http.patch("/Observation/x", headers=bearer(patient))
+    assert response.status_code == 405
+    outcome(response)

@@ -1,0 +1,94 @@
+"""The pchr command line, driven as a user would: keys, serve+upload+read, and the narrated demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ehr._serve import serve_in_thread
+from ehr.api import create_app
+from ehr.cli import main
+from ehr.demo import run_demo, synthetic_record
+from ehr.settings import Settings
+
+PASS = {"PCHR_PASSPHRASE": "a long test passphrase"}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env=PASS)
+
+
+def test_keys_new_and_show(runner: CliRunner, tmp_path: Path) -> None:
+    keyfile = tmp_path / "alice.key"
+    result = runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(keyfile)])
+    assert result.exit_code == 0, result.output
+    address = result.output.split()[1]
+    assert address.startswith("0x")
+    assert keyfile.stat().st_mode & 0o777 == 0o600
+    shown = runner.invoke(main, ["keys", "show", str(keyfile)])
+    assert address in shown.output
+    # Never overwrite a keyfile.
+    again = runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(keyfile)])
+    assert again.exit_code != 0
+    assert "refusing to overwrite" in again.output
+
+
+def test_wrong_passphrase_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
+    keyfile = tmp_path / "alice.key"
+    runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(keyfile)])
+    result = CliRunner(env={"PCHR_PASSPHRASE": "wrong"}).invoke(
+        main, ["keys", "register", "--vault", "http://127.0.0.1:9", "--keyfile", str(keyfile)]
+    )
+    assert result.exit_code != 0
+    assert "wrong passphrase" in result.output
+
+
+def test_upload_and_read_against_a_live_vault(runner: CliRunner, tmp_path: Path) -> None:
+    alice, clinic = tmp_path / "alice.key", tmp_path / "clinic.key"
+    runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(alice)])
+    runner.invoke(main, ["keys", "new", "--role", "clinician", "--out", str(clinic)])
+    bundle_file = tmp_path / "record.json"
+    bundle = synthetic_record(seed=3)
+    bundle_file.write_text(json.dumps(bundle))
+    n_obs = sum(1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    with serve_in_thread(app) as url:
+        for key in (alice, clinic):
+            result = runner.invoke(main, ["keys", "register", "--vault", url, "--keyfile", str(key)])
+            assert result.exit_code == 0, result.output
+        result = runner.invoke(main, ["upload", str(bundle_file), "--vault", url, "--keyfile", str(alice)])
+        assert result.exit_code == 0, result.output
+        assert f"{n_obs} Observation" in result.output
+
+        listing = runner.invoke(main, ["read", "Observation", "--vault", url, "--keyfile", str(alice)])
+        assert listing.exit_code == 0, listing.output
+        assert f"{n_obs} Observation resource(s)" in listing.output
+        first_id = listing.output.splitlines()[1].split()[0]
+        one = runner.invoke(
+            main, ["read", f"Observation/{first_id}", "--json", "--vault", url, "--keyfile", str(alice)]
+        )
+        assert json.loads(one.output)["id"] == first_id
+
+        refused = runner.invoke(main, ["read", f"Observation/{first_id}", "--vault", url, "--keyfile", str(clinic)])
+        assert refused.exit_code != 0
+        assert "403" in refused.output
+
+        # A writer uploading without saying whose record it is gets told what to do.
+        orphan = runner.invoke(main, ["upload", str(bundle_file), "--vault", url, "--keyfile", str(clinic)])
+        assert orphan.exit_code != 0
+        assert "--patient" in orphan.output
+
+
+def test_demo_narrates_the_flow_and_succeeds(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(tmp_path / "demo", echo=lines.append) == 0
+    text = "\n".join(lines)
+    assert "0 found" in text  # no plaintext in the database
+    assert "refused" in text
+    assert "403 OperationOutcome" in text
+    assert "Done:" in text

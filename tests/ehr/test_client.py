@@ -1,0 +1,78 @@
+"""The client SDK against a vault that misbehaves: substituted keys and tampered payloads are refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from ehr.client import VaultClient, VaultClientError
+from ehr.identity import ActorKeys, Role
+from tests.conftest import observation
+
+
+def test_client_refuses_a_substituted_patient_key(patient: VaultClient, clinician: VaultClient) -> None:
+    """A vault that hands a writer its own encryption key instead of the patient's is caught."""
+    patient.add_writer(clinician.address)
+    mallory = ActorKeys.generate(Role.PATIENT)
+    real_get = clinician.get_json
+
+    def lying_get(path: str, params=None):
+        record = real_get(path, params)
+        if path.startswith("/auth/actors/"):
+            record = {**record, "x25519Public": mallory.x25519_public.hex()}
+        return record
+
+    clinician.get_json = lying_get  # type: ignore[method-assign]
+    with pytest.raises(VaultClientError, match="does not verify"):
+        clinician.create(observation(patient.address))
+
+
+def test_client_refuses_a_tampered_payload(patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    binary = patient.get_json(f"/Observation/{created['id']}")
+    envelope = json.loads(base64.b64decode(binary["data"]))
+    raw = bytearray(base64.urlsafe_b64decode(envelope["ciphertext"] + "=="))
+    raw[5] ^= 0x80
+    envelope["ciphertext"] = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    binary["data"] = base64.b64encode(json.dumps(envelope).encode()).decode()
+    with pytest.raises(VaultClientError, match="failed authentication"):
+        patient.open_binary(binary)
+
+
+def test_client_refuses_a_payload_relabelled_as_another_resource(patient: VaultClient) -> None:
+    a = patient.create(observation(patient.address, 1.0))
+    b = patient.create(observation(patient.address, 2.0))
+    binary = patient.get_json(f"/Observation/{a['id']}")
+    envelope = json.loads(base64.b64decode(binary["data"]))
+    envelope["id"] = b["id"]  # the vault swaps which resource this ciphertext claims to be
+    binary["data"] = base64.b64encode(json.dumps(envelope).encode()).decode()
+    with pytest.raises(VaultClientError, match="failed authentication"):
+        patient.open_binary(binary)
+
+
+def test_paging_links_must_point_at_the_vault(patient: VaultClient) -> None:
+    with pytest.raises(VaultClientError, match="does not point at this vault"):
+        patient.follow("http://evil.example/Observation?_offset=20")
+
+
+def test_refusals_carry_status_and_outcome(patient: VaultClient) -> None:
+    with pytest.raises(VaultClientError) as refused:
+        patient.read("Observation", "does-not-exist")
+    assert refused.value.status == 404
+    assert refused.value.body["resourceType"] == "OperationOutcome"
+
+
+def test_tokens_are_reused_until_near_expiry(patient: VaultClient, clock) -> None:
+    first = patient.access_token()
+    assert patient.access_token() == first
+    clock.advance(minutes=4, seconds=40)
+    assert patient.access_token() != first
+
+
+def test_unreachable_vault_is_a_clear_error() -> None:
+    client = VaultClient(httpx.Client(base_url="http://127.0.0.1:9"), ActorKeys.generate(Role.PATIENT))
+    with pytest.raises(httpx.ConnectError):
+        client.register()
