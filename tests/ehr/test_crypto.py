@@ -141,3 +141,14 @@ def test_round_trip_property(recipient, plaintext: bytes, rid: str) -> None:
 def test_aad_encoding_is_unambiguous() -> None:
     # Length prefixes: shifting a character between fields changes the associated data.
     assert SealContext("ab", "c", "1", "p").aad() != SealContext("a", "bc", "1", "p").aad()
+
+
+def test_flipping_any_byte_of_the_associated_data_is_rejected(sealed, recipient) -> None:
+    body, key = sealed
+    for field in ("resource_type", "resource_id", "version_id", "patient"):
+        value = getattr(CONTEXT, field).encode()
+        for i in range(len(value)):
+            flipped = value[:i] + bytes([value[i] ^ 0x20]) + value[i + 1 :]
+            context = dataclasses.replace(CONTEXT, **{field: flipped.decode("latin-1")})
+            with pytest.raises(DecryptionError):
+                unseal(dataclasses.replace(body, context=context), key, recipient)
