@@ -119,7 +119,7 @@ def check_reference(reference: str, expression: str) -> None:
 
 
 def validate_resource(data: dict[str, Any], *, expected_type: str | None = None) -> dict[str, Any]:
-    """Validate a resource with fhir.resources (R4B) and return its canonical JSON form.
+    """Validate a resource with fhir.resources (R4B) and return it (a shallow copy of the input).
 
     Raises InvalidRequest (400) for an unknown or mismatched ``resourceType``, a schema violation, or a
     malformed reference; the message names the element, never its value.
@@ -148,12 +148,9 @@ def validate_resource(data: dict[str, Any], *, expected_type: str | None = None)
         ) from None
     for expression, reference in _walk_references(resource, resource_type):
         check_reference(reference, expression)
-    return canonical_dict(resource)
-
-
-def canonical_dict(resource: BaseModel) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(resource.model_dump_json(exclude_none=True, by_alias=True))
-    return out
+    # The input is now known to be valid R4B JSON: keep it as sent. (Re-serialising the model costs twice
+    # the validation itself and changes nothing a reader sees.)
+    return dict(data)
 
 
 def canonical_json(resource: dict[str, Any]) -> bytes:

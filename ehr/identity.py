@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -58,6 +59,7 @@ class BindingError(ValueError):
     """A key binding does not verify: the signature does not recover to the claimed address."""
 
 
+@lru_cache(maxsize=8192)
 def normalize_address(value: str) -> str:
     """Parse an Ethereum-style address and return its EIP-55 checksummed form."""
     if not _ADDRESS_RE.match(value):
@@ -67,8 +69,12 @@ def normalize_address(value: str) -> str:
 
 def address_from_public_key(public_key: ec.EllipticCurvePublicKey) -> str:
     """The Ethereum address of a secp256k1 public key (Yellow Paper, eq. 284)."""
-    raw = public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    return str(to_checksum_address(keccak(raw[1:])[-20:]))
+    return _address_of_point(public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+
+
+@lru_cache(maxsize=8192)
+def _address_of_point(uncompressed: bytes) -> str:
+    return str(to_checksum_address(keccak(uncompressed[1:])[-20:]))
 
 
 def binding_message(address: str, role: Role, x25519_public: bytes) -> str:
@@ -96,7 +102,8 @@ class ActorPublic:
             raise BindingError("x25519 public key must be 32 bytes")
         if len(self.identity_public) != 65 or self.identity_public[0] != 4:
             raise BindingError("identity public key must be an uncompressed secp256k1 point")
-        if address_from_public_key(self.identity_key()) != self.address:
+        self.identity_key()  # parses: the point must be on the curve
+        if _address_of_point(self.identity_public) != self.address:
             raise BindingError("identity public key does not match the address")
 
     @classmethod

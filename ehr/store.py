@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, event, func, or_
+from sqlalchemy import Connection, Engine, and_, bindparam, event, func, insert, or_, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, Session, SQLModel, create_engine
 
 from ehr.crypto import SealContext, SealedResource, WrappedKey
 from ehr.errors import Conflict
@@ -88,6 +89,65 @@ class UsedAssertionRow(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
+# Hot-path statements, built once: constructing SQLAlchemy expressions per request costs more than running them.
+_HEAD_T = HeadRow.__table__  # type: ignore[attr-defined]
+_VERSION_T = VersionRow.__table__  # type: ignore[attr-defined]
+_KEY_T = WrappedKeyRow.__table__  # type: ignore[attr-defined]
+_ACTOR_T = ActorRow.__table__  # type: ignore[attr-defined]
+_WRITER_T = WriterRow.__table__  # type: ignore[attr-defined]
+_ASSERTION_T = UsedAssertionRow.__table__  # type: ignore[attr-defined]
+
+_SELECT_HEAD = select(_HEAD_T.c.patient, _HEAD_T.c.version_id, _HEAD_T.c.deleted, _HEAD_T.c.last_updated).where(
+    _HEAD_T.c.resource_type == bindparam("rt"), _HEAD_T.c.resource_id == bindparam("rid")
+)
+_KEY_JOIN = _VERSION_T.outerjoin(
+    _KEY_T,
+    and_(
+        _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
+        _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
+        _KEY_T.c.version_id == _VERSION_T.c.version_id,
+        _KEY_T.c.recipient == bindparam("recipient"),
+    ),
+)
+_VERSION_COLUMNS = (
+    _VERSION_T.c.resource_type,
+    _VERSION_T.c.resource_id,
+    _VERSION_T.c.version_id,
+    _VERSION_T.c.patient,
+    _VERSION_T.c.method,
+    _VERSION_T.c.last_updated,
+    _VERSION_T.c.nonce,
+    _VERSION_T.c.ciphertext,
+    _KEY_T.c.recipient,
+    _KEY_T.c.ephemeral_public,
+    _KEY_T.c.wrapped,
+)
+_SELECT_VERSION = (
+    select(*_VERSION_COLUMNS)
+    .select_from(_KEY_JOIN)
+    .where(
+        _VERSION_T.c.resource_type == bindparam("rt"),
+        _VERSION_T.c.resource_id == bindparam("rid"),
+        _VERSION_T.c.version_id == bindparam("vid"),
+    )
+)
+_SELECT_ACTOR = select(
+    _ACTOR_T.c.address,
+    _ACTOR_T.c.role,
+    _ACTOR_T.c.identity_public,
+    _ACTOR_T.c.x25519_public,
+    _ACTOR_T.c.binding_signature,
+).where(_ACTOR_T.c.address == bindparam("address"))
+_SELECT_WRITER = select(_WRITER_T.c.writer).where(
+    _WRITER_T.c.patient == bindparam("patient"), _WRITER_T.c.writer == bindparam("writer")
+)
+_UPDATE_HEAD = (
+    sa_update(_HEAD_T)
+    .where(_HEAD_T.c.resource_type == bindparam("rt"), _HEAD_T.c.resource_id == bindparam("rid"))
+    .values(version_id=bindparam("vid"), deleted=bindparam("del"), last_updated=bindparam("at"))
+)
+
+
 @dataclass(frozen=True)
 class Head:
     resource_type: str
@@ -123,22 +183,14 @@ def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def _record(row: VersionRow, key: WrappedKeyRow | None) -> VersionRecord:
+def _record(row: Any) -> VersionRecord:
+    """A VersionRecord from a row of _VERSION_COLUMNS."""
+    (rtype, rid, vid, patient, method, at, nonce, ciphertext, recipient, epk, wrapped) = tuple(row)
     sealed = None
-    if row.ciphertext is not None and row.nonce is not None:
-        context = SealContext(row.resource_type, row.resource_id, str(row.version_id), row.patient)
-        sealed = SealedResource(context, row.nonce, row.ciphertext)
-    wrapped = WrappedKey(key.recipient, key.ephemeral_public, key.wrapped) if key is not None else None
-    return VersionRecord(
-        row.resource_type,
-        row.resource_id,
-        row.version_id,
-        row.patient,
-        row.method,
-        _aware(row.last_updated),
-        sealed,
-        wrapped,
-    )
+    if ciphertext is not None and nonce is not None:
+        sealed = SealedResource(SealContext(rtype, rid, str(vid), patient), nonce, ciphertext)
+    key = WrappedKey(recipient, epk, wrapped) if recipient is not None else None
+    return VersionRecord(rtype, rid, vid, patient, method, _aware(at), sealed, key)
 
 
 class StoreSession:
@@ -147,117 +199,112 @@ class StoreSession:
     def __init__(self, session: Session) -> None:
         self._s = session
 
+    @property
+    def _c(self) -> Connection:
+        return self._s.connection()
+
     # -- actors ---------------------------------------------------------------------------------
     def get_actor(self, address: str) -> ActorPublic | None:
-        row = self._s.get(ActorRow, address)
+        row = self._c.execute(_SELECT_ACTOR, {"address": address}).first()
         if row is None:
             return None
         # The binding was verified at registration; the constructor re-checks the address against the key.
         return ActorPublic(row.address, Role(row.role), row.identity_public, row.x25519_public, row.binding_signature)
 
     def put_actor(self, actor: ActorPublic, now: datetime) -> None:
-        self._s.add(
-            ActorRow(
-                address=actor.address,
-                role=actor.role.value,
-                identity_public=actor.identity_public,
-                x25519_public=actor.x25519_public,
-                binding_signature=actor.binding_signature,
-                registered_at=_naive(now),
-            )
+        self._c.execute(
+            insert(_ACTOR_T),
+            {
+                "address": actor.address,
+                "role": actor.role.value,
+                "identity_public": actor.identity_public,
+                "x25519_public": actor.x25519_public,
+                "binding_signature": actor.binding_signature,
+                "registered_at": _naive(now),
+            },
         )
-        self._s.flush()
 
     # -- named writers --------------------------------------------------------------------------
     def is_writer(self, patient: str, writer: str) -> bool:
-        return self._s.get(WriterRow, (patient, writer)) is not None
+        return self._c.execute(_SELECT_WRITER, {"patient": patient, "writer": writer}).first() is not None
 
     def add_writer(self, patient: str, writer: str, now: datetime) -> None:
         if not self.is_writer(patient, writer):
-            self._s.add(WriterRow(patient=patient, writer=writer, named_at=_naive(now)))
-            self._s.flush()
+            self._c.execute(insert(_WRITER_T), {"patient": patient, "writer": writer, "named_at": _naive(now)})
 
     def remove_writer(self, patient: str, writer: str) -> bool:
-        row = self._s.get(WriterRow, (patient, writer))
-        if row is None:
-            return False
-        self._s.delete(row)
-        self._s.flush()
-        return True
+        result = self._c.execute(_WRITER_T.delete().where(_WRITER_T.c.patient == patient, _WRITER_T.c.writer == writer))
+        return bool(result.rowcount)
 
     def writers(self, patient: str) -> list[str]:
-        rows = self._s.exec(select(WriterRow).where(WriterRow.patient == patient).order_by(col(WriterRow.writer)))
+        rows = self._c.execute(
+            select(_WRITER_T.c.writer).where(_WRITER_T.c.patient == patient).order_by(_WRITER_T.c.writer)
+        )
         return [r.writer for r in rows]
 
     # -- resources ------------------------------------------------------------------------------
     def head(self, resource_type: str, resource_id: str) -> Head | None:
-        row = self._s.get(HeadRow, (resource_type, resource_id))
+        row = self._c.execute(_SELECT_HEAD, {"rt": resource_type, "rid": resource_id}).first()
         if row is None:
             return None
-        return Head(
-            row.resource_type, row.resource_id, row.patient, row.version_id, row.deleted, _aware(row.last_updated)
-        )
+        return Head(resource_type, resource_id, row.patient, row.version_id, row.deleted, _aware(row.last_updated))
 
     def add_version(self, record: VersionRecord, keys: Iterable[WrappedKey]) -> None:
         """Append a version (and its wrapped keys) and make it the head; Conflict if that version exists."""
         at = _naive(record.last_updated)
         sealed = record.sealed
+        ids = {"resource_type": record.resource_type, "resource_id": record.resource_id}
         try:
-            with self._s.no_autoflush:
-                self._s.add(
-                    VersionRow(
-                        resource_type=record.resource_type,
-                        resource_id=record.resource_id,
-                        version_id=record.version_id,
-                        patient=record.patient,
-                        method=record.method,
-                        last_updated=at,
-                        nonce=sealed.nonce if sealed else None,
-                        ciphertext=sealed.ciphertext if sealed else None,
-                    )
+            self._c.execute(
+                insert(_VERSION_T),
+                {
+                    **ids,
+                    "version_id": record.version_id,
+                    "patient": record.patient,
+                    "method": record.method,
+                    "last_updated": at,
+                    "nonce": sealed.nonce if sealed else None,
+                    "ciphertext": sealed.ciphertext if sealed else None,
+                },
+            )
+            wrapped = [
+                {
+                    **ids,
+                    "version_id": record.version_id,
+                    "recipient": k.recipient,
+                    "ephemeral_public": k.ephemeral_public,
+                    "wrapped": k.wrapped,
+                }
+                for k in keys
+            ]
+            if wrapped:
+                self._c.execute(insert(_KEY_T), wrapped)
+            if record.version_id == 1:
+                self._c.execute(
+                    insert(_HEAD_T),
+                    {**ids, "patient": record.patient, "version_id": 1, "deleted": record.deleted, "last_updated": at},
                 )
-                for key in keys:
-                    self._s.add(
-                        WrappedKeyRow(
-                            resource_type=record.resource_type,
-                            resource_id=record.resource_id,
-                            version_id=record.version_id,
-                            recipient=key.recipient,
-                            ephemeral_public=key.ephemeral_public,
-                            wrapped=key.wrapped,
-                        )
-                    )
-                head = self._s.get(HeadRow, (record.resource_type, record.resource_id))
-                if head is None:
-                    head = HeadRow(
-                        resource_type=record.resource_type,
-                        resource_id=record.resource_id,
-                        patient=record.patient,
-                        version_id=record.version_id,
-                        deleted=record.deleted,
-                        last_updated=at,
-                    )
-                else:
-                    head.version_id, head.deleted, head.last_updated = record.version_id, record.deleted, at
-                self._s.add(head)
-            self._s.flush()
+            else:
+                self._c.execute(
+                    _UPDATE_HEAD,
+                    {
+                        "rt": record.resource_type,
+                        "rid": record.resource_id,
+                        "vid": record.version_id,
+                        "del": record.deleted,
+                        "at": at,
+                    },
+                )
         except IntegrityError as exc:
             raise Conflict(
                 f"{record.resource_type}/{record.resource_id} version {record.version_id} was written concurrently"
             ) from exc
 
     def version(self, resource_type: str, resource_id: str, version_id: int, recipient: str) -> VersionRecord | None:
-        stmt = (
-            select(VersionRow, WrappedKeyRow)
-            .join(WrappedKeyRow, and_(*self._key_join(recipient)), isouter=True)
-            .where(
-                VersionRow.resource_type == resource_type,
-                VersionRow.resource_id == resource_id,
-                VersionRow.version_id == version_id,
-            )
-        )
-        found = self._s.exec(stmt).first()
-        return _record(*found) if found else None
+        row = self._c.execute(
+            _SELECT_VERSION, {"rt": resource_type, "rid": resource_id, "vid": version_id, "recipient": recipient}
+        ).first()
+        return _record(row) if row is not None else None
 
     def history(
         self,
@@ -271,23 +318,24 @@ class StoreSession:
         count: int = 20,
     ) -> tuple[int, list[VersionRecord]]:
         """Versions newest first, within the given patients' compartments."""
-        where: list[Any] = [col(VersionRow.patient).in_(list(patients))]
+        where: list[Any] = [_VERSION_T.c.patient.in_(list(patients))]
         if resource_type is not None:
-            where.append(VersionRow.resource_type == resource_type)
+            where.append(_VERSION_T.c.resource_type == resource_type)
         if resource_id is not None:
-            where.append(VersionRow.resource_id == resource_id)
+            where.append(_VERSION_T.c.resource_id == resource_id)
         if since is not None:
-            where.append(col(VersionRow.last_updated) >= _naive(since))
-        total = self._s.exec(select(func.count()).select_from(VersionRow).where(*where)).one()
+            where.append(_VERSION_T.c.last_updated >= _naive(since))
+        total = self._c.execute(select(func.count()).select_from(_VERSION_T).where(*where)).scalar_one()
         stmt = (
-            select(VersionRow, WrappedKeyRow)
-            .join(WrappedKeyRow, and_(*self._key_join(recipient)), isouter=True)
+            select(*_VERSION_COLUMNS)
+            .select_from(_KEY_JOIN)
             .where(*where)
-            .order_by(col(VersionRow.last_updated).desc(), col(VersionRow.version_id).desc())
+            .order_by(_VERSION_T.c.last_updated.desc(), _VERSION_T.c.version_id.desc())
             .offset(offset)
             .limit(count)
         )
-        return int(total), [_record(v, k) for v, k in self._s.exec(stmt)]
+        rows = self._c.execute(stmt, {"recipient": recipient})
+        return int(total), [_record(r) for r in rows]
 
     def search(
         self,
@@ -303,68 +351,46 @@ class StoreSession:
     ) -> tuple[int, list[VersionRecord]]:
         """Current, non-deleted versions of a type in the given compartments, oldest first by default."""
         where: list[Any] = [
-            HeadRow.resource_type == resource_type,
-            col(HeadRow.patient).in_(list(patients)),
-            col(HeadRow.deleted).is_(False),
+            _HEAD_T.c.resource_type == resource_type,
+            _HEAD_T.c.patient.in_(list(patients)),
+            _HEAD_T.c.deleted.is_(False),
         ]
         if ids:
-            where.append(col(HeadRow.resource_id).in_(list(ids)))
-        for bound in bounds:
-            where.append(_bound_clause(bound))
-        total = self._s.exec(select(func.count()).select_from(HeadRow).where(*where)).one()
+            where.append(_HEAD_T.c.resource_id.in_(list(ids)))
+        where.extend(_bound_clause(bound) for bound in bounds)
+        total = self._c.execute(select(func.count()).select_from(_HEAD_T).where(*where)).scalar_one()
         if count == 0:
             return int(total), []
         order = (
-            col(HeadRow.last_updated).desc() if newest_first else col(HeadRow.last_updated).asc(),
-            col(HeadRow.resource_id).asc(),
+            _HEAD_T.c.last_updated.desc() if newest_first else _HEAD_T.c.last_updated.asc(),
+            _HEAD_T.c.resource_id.asc(),
         )
-        stmt = (
-            select(VersionRow, WrappedKeyRow)
-            .join(
-                HeadRow,
-                and_(
-                    col(HeadRow.resource_type) == col(VersionRow.resource_type),
-                    col(HeadRow.resource_id) == col(VersionRow.resource_id),
-                    col(HeadRow.version_id) == col(VersionRow.version_id),
-                ),
-            )
-            .join(WrappedKeyRow, and_(*self._key_join(recipient)), isouter=True)
-            .where(*where)
-            .order_by(*order)
-            .offset(offset)
-            .limit(count)
+        joined = _KEY_JOIN.join(
+            _HEAD_T,
+            and_(
+                _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
+                _HEAD_T.c.resource_id == _VERSION_T.c.resource_id,
+                _HEAD_T.c.version_id == _VERSION_T.c.version_id,
+            ),
         )
-        return int(total), [_record(v, k) for v, k in self._s.exec(stmt)]
-
-    @staticmethod
-    def _key_join(recipient: str) -> list[Any]:
-        return [
-            WrappedKeyRow.resource_type == VersionRow.resource_type,
-            WrappedKeyRow.resource_id == VersionRow.resource_id,
-            WrappedKeyRow.version_id == VersionRow.version_id,
-            WrappedKeyRow.recipient == recipient,
-        ]
+        stmt = select(*_VERSION_COLUMNS).select_from(joined).where(*where).order_by(*order).offset(offset).limit(count)
+        rows = self._c.execute(stmt, {"recipient": recipient})
+        return int(total), [_record(r) for r in rows]
 
     # -- replay guard ---------------------------------------------------------------------------
     def use_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
         """Record a client assertion id; False if it was already used (a replay)."""
-        self._s.exec(
-            UsedAssertionRow.__table__.delete().where(  # type: ignore[attr-defined]
-                UsedAssertionRow.__table__.c.expires_at < _naive(now)  # type: ignore[attr-defined]
-            )
-        )
-        if self._s.get(UsedAssertionRow, key) is not None:
-            return False
-        self._s.add(UsedAssertionRow(key=key, expires_at=_naive(expires_at)))
+        self._c.execute(_ASSERTION_T.delete().where(_ASSERTION_T.c.expires_at < _naive(now)))
         try:
-            self._s.flush()
+            with self._c.begin_nested():
+                self._c.execute(insert(_ASSERTION_T), {"key": key, "expires_at": _naive(expires_at)})
         except IntegrityError:
             return False
         return True
 
 
 def _bound_clause(bound: TimeBound) -> Any:
-    column = col(HeadRow.last_updated)
+    column = _HEAD_T.c.last_updated
     at = _naive(bound.at)
     if bound.op == "<":
         return column < at

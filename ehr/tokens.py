@@ -38,6 +38,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=5)
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(seconds=30)
+_CACHE_SIZE = 10_000
 
 
 def make_client_assertion(keys: ActorKeys, audience: str, *, now: datetime, lifetime: int = 60) -> str:
@@ -101,6 +102,7 @@ class AccessTokens:
         self._public = key.public_key()
         self.issuer = issuer
         self.lifetime = lifetime
+        self._verified: dict[str, tuple[Principal, int]] = {}
 
     def issue(self, actor: ActorPublic, scopes: tuple[Scope, ...], *, now: datetime) -> str:
         claims = {
@@ -115,6 +117,23 @@ class AccessTokens:
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
     def verify(self, token: str, *, now: datetime) -> Principal:
+        """The principal a token names; Unauthorized if it is forged, malformed or expired.
+
+        A token whose signature verified once is remembered (bounded), so each request after the first costs a
+        dictionary lookup and the expiry check, not an Ed25519 verification.
+        """
+        cached = self._verified.get(token)
+        if cached is None:
+            cached = self._verify_signature(token)
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = cached
+        principal, expires = cached
+        if expires <= int(now.timestamp()):
+            raise Unauthorized("access token has expired")
+        return principal
+
+    def _verify_signature(self, token: str) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -125,7 +144,9 @@ class AccessTokens:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized("access token is invalid") from exc
-        if int(claims["exp"]) <= int(now.timestamp()):
-            raise Unauthorized("access token has expired")
         scopes = tuple(s for s in (parse_scope(w) for w in str(claims["scope"]).split()) if s is not None)
-        return Principal(normalize_address(str(claims["sub"])), Role(claims["role"]), scopes)
+        try:
+            principal = Principal(normalize_address(str(claims["sub"])), Role(claims["role"]), scopes)
+            return principal, int(claims["exp"])
+        except (ValueError, TypeError) as exc:
+            raise Unauthorized("access token is invalid") from exc
