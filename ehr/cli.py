@@ -117,30 +117,36 @@ def keys_register(vault: str, keyfile: Path) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server processes (2 uses both cores here).")
 @click.option(
     "--token-key",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File holding the Ed25519 key that signs access tokens (created if missing).",
+    default=lambda: os.environ.get("PCHR_TOKEN_KEY", "pchr-token.key"),
+    show_default="$PCHR_TOKEN_KEY or pchr-token.key",
+    help="File holding the Ed25519 key that signs access tokens (created if missing; shared by all workers).",
 )
 @click.option("--public-url", default=None, help="Base URL clients use, if behind a proxy.")
-def serve(database_url: str, host: str, port: int, token_key: Path | None, public_url: str | None) -> None:
+def serve(database_url: str, host: str, port: int, workers: int, token_key: Path, public_url: str | None) -> None:
     """Run the vault API."""
     import uvicorn
 
-    from ehr.api import create_app
-    from ehr.settings import Settings
+    from ehr.api.app import load_or_create_token_key
 
-    settings = Settings.from_env()
-    settings = Settings(
-        database_url=database_url,
-        max_body_bytes=settings.max_body_bytes,
-        issuer=settings.issuer,
-        public_url=public_url or settings.public_url,
-        token_key_path=token_key,
+    load_or_create_token_key(token_key)  # created here, once, before any worker starts
+    os.environ["PCHR_DATABASE_URL"] = database_url
+    os.environ["PCHR_TOKEN_KEY"] = str(token_key.resolve())
+    if public_url:
+        os.environ["PCHR_PUBLIC_URL"] = public_url
+    click.echo(f"pchr vault on http://{host}:{port} ({workers} worker(s), database {_redact(database_url)})")
+    uvicorn.run(
+        "ehr.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
     )
-    click.echo(f"pchr vault on http://{host}:{port} (database {_redact(database_url)})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 @main.command()

@@ -412,6 +412,11 @@ class Store:
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # Keep a connection per server thread: the default pool (5 + 10 overflow) closes and reopens
+            # connections under load, and each reopen repeats the PRAGMAs below.
+            kwargs["pool_size"] = 40
+            kwargs["max_overflow"] = 0
+            kwargs["pool_timeout"] = 30
         self.url = url
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -20,21 +22,37 @@ from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
 
-__all__ = ["create_app", "load_or_create_token_key"]
+__all__ = ["app_from_env", "create_app", "load_or_create_token_key"]
 
 log = logging.getLogger("pchr.vault")
 
 
 def load_or_create_token_key(path: Path | None) -> ed25519.Ed25519PrivateKey:
+    """The Ed25519 key that signs access tokens, created (mode 0600) if the file does not exist.
+
+    Several server processes (``pchr serve --workers N``) must share one key: the file is created exclusively,
+    so processes starting together all end up reading the same key.
+    """
     if path is None:
         return ed25519.Ed25519PrivateKey.generate()
-    if path.exists():
-        return ed25519.Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be between creating and writing the file
+            raw = path.read_bytes()
+            if len(raw) == 32:
+                return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+            time.sleep(0.02)
+        raise RuntimeError(f"token key file {path} is not a 32-byte Ed25519 key") from None
     key = ed25519.Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
     return key
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``pchr serve --workers N``: every worker reads the same PCHR_* settings."""
+    return create_app(Settings.from_env())
 
 
 def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
