@@ -1,0 +1,101 @@
+"""The ledger's append rules, as a pure function of the entry and the ledger's current state.
+
+Every backend (SQL, EVM) runs exactly these checks inside its own transaction, against the state that the
+transaction sees, so two racing appends cannot both pass:
+
+- KEY: one key binding per actor; the binding signature must recover to the actor (EIP-191).
+- GRANT: the EIP-712 signature recovers to the entry's patient, who has a KEY entry as a patient; the grant id
+  is new; the nonce is the patient's next one (no replays); ``issuedAt`` is within :data:`MAX_SKEW` of the
+  ledger's clock.
+- REVOKE: the grant exists and is not revoked; the signature recovers to the grant's own patient; nonce and
+  ``issuedAt`` as for a grant.
+- Every entry gets the ledger's time, which never goes back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Protocol
+
+from consent_chain.eip712 import Domain, recover_signer
+from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, RevokeEntry
+from consent_chain.errors import AppendRefused, SignatureError
+from ehr.identity import ActorPublic, BindingError, Role
+
+__all__ = ["MAX_SKEW", "GrantRecord", "LedgerView", "check_entry"]
+
+MAX_SKEW = 600  # seconds: a signed grant or revocation must be submitted within ten minutes of signing
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    """What the ledger knows of a grant: whose it is, where it sits, whether it was revoked."""
+
+    grant_id: bytes
+    patient: str
+    leaf_index: int
+    entry_index: int
+    revoked: bool
+
+
+class LedgerView(Protocol):
+    """The state the rules read; each backend serves it from inside its append transaction."""
+
+    def actor_key(self, address: str) -> KeyEntry | None: ...
+
+    def next_nonce(self, patient: str) -> int: ...
+
+    def grant(self, grant_id: bytes) -> GrantRecord | None: ...
+
+    def last_time(self) -> int: ...
+
+
+def _signer_is(domain: Domain, entry: GrantEntry | RevokeEntry, expected: str) -> None:
+    try:
+        signer = recover_signer(domain, entry.message(), entry.signature)
+    except SignatureError as exc:
+        raise AppendRefused("bad-signature", f"signature is malformed: {exc}") from exc
+    if signer != expected:
+        raise AppendRefused("bad-signature", "signature was not made by the patient the entry names")
+
+
+def _fresh(view: LedgerView, entry: GrantEntry | RevokeEntry, now: int) -> None:
+    if abs(entry.issued_at - now) > MAX_SKEW:
+        raise AppendRefused("stale", f"issuedAt is more than {MAX_SKEW} s from the ledger's clock")
+    expected = view.next_nonce(entry.patient)
+    if entry.nonce != expected:
+        raise AppendRefused("replay", f"nonce {entry.nonce} is not the patient's next ({expected})")
+
+
+def check_entry(view: LedgerView, entry: Entry, *, domain: Domain, now: int) -> Entry:
+    """Check ``entry`` against the ledger state; return it stamped with the ledger's time, or AppendRefused."""
+    time = max(now, view.last_time())
+    if isinstance(entry, KeyEntry):
+        if view.actor_key(entry.actor) is not None:
+            raise AppendRefused("duplicate", "this actor already has a key binding on the ledger")
+        try:
+            ActorPublic.from_binding(entry.actor, entry.role, entry.x25519_public, entry.binding_signature)
+        except BindingError as exc:
+            raise AppendRefused("bad-signature", f"key binding does not verify: {exc}") from exc
+    elif isinstance(entry, GrantEntry):
+        key = view.actor_key(entry.patient)
+        if key is None or key.role is not Role.PATIENT:
+            raise AppendRefused("unregistered", "the grant's patient has no patient key on the ledger")
+        _signer_is(domain, entry, entry.patient)
+        if view.grant(entry.grant_id) is not None:
+            raise AppendRefused("duplicate", "a grant with this id is already on the ledger")
+        _fresh(view, entry, time)
+    elif isinstance(entry, RevokeEntry):
+        record = view.grant(entry.grant_id)
+        if record is None:
+            raise AppendRefused("unknown-grant", "no grant with this id is on the ledger")
+        _signer_is(domain, entry, entry.patient)
+        if record.patient != entry.patient:
+            raise AppendRefused("not-your-grant", "only the grant's own patient may revoke it")
+        if record.revoked:
+            raise AppendRefused("already-revoked", "this grant is already revoked")
+        _fresh(view, entry, time)
+    elif not isinstance(entry, AttestEntry):
+        raise TypeError(f"not a ledger entry: {type(entry).__name__}")
+    return dataclasses.replace(entry, time=time)
