@@ -77,5 +77,5 @@ def test_high_s_and_malformed_signatures_are_refused() -> None:
 @pytest.mark.parametrize("bad", [{"grant_id": b"short"}, {"nonce": -1}, {"issued_at": 2**64}])
 def test_message_fields_are_checked(bad: dict) -> None:
     fields = {"grant_id": bytes(32), "commitment": 0, "nonce": 0, "issued_at": 0, **bad}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"grantId|nonce|issuedAt"):
         GrantMessage(**fields)
