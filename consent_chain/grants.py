@@ -135,6 +135,37 @@ class Grant:
     def active_at(self, when: datetime) -> bool:
         return _unix(when) < self.expiry_unix
 
+    # -- wire form (the opening a patient gives the vault and the grantee) ---------------------------
+    def to_json(self) -> dict[str, str]:
+        return {
+            "grantId": self.grant_id.hex(),
+            "patient": self.patient,
+            "grantee": self.grantee,
+            "purpose": self.purpose,
+            "scope": format(self.scope, "016x"),
+            "expiry": _instant(self.expiry),
+            "salt": format(self.salt, "x"),
+            "catalogue": self.catalogue_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Grant:
+        if not isinstance(data, Mapping):
+            raise GrantError("a grant is a JSON object")
+        try:
+            return cls(
+                bytes.fromhex(str(data["grantId"])),
+                str(data["patient"]),
+                str(data["grantee"]),
+                str(data["purpose"]),
+                int(str(data["scope"]), 16),
+                datetime.fromisoformat(str(data["expiry"]).replace("Z", "+00:00")),
+                int(str(data["salt"]), 16),
+                str(data["catalogue"]),
+            )
+        except (KeyError, ValueError) as exc:
+            raise GrantError(f"malformed grant: {exc}") from exc
+
     # -- FHIR Consent -----------------------------------------------------------------------------
     def to_consent(self, catalogue: ScopeCatalogue, *, issued: datetime) -> dict[str, Any]:
         """The grant as a FHIR R4B Consent (the patient keeps it, sealed, in their record)."""
@@ -172,9 +203,7 @@ class Grant:
             "status": "active",
             "identifier": [{"system": GRANT_ID_SYSTEM, "value": self.grant_id.hex()}],
             "scope": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
-                ]
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
             },
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
             "patient": {"reference": f"Patient/{self.patient}"},

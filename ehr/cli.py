@@ -19,6 +19,7 @@ from ehr.client import VaultClient, VaultClientError
 from ehr.errors import InvalidRequest, KeyfileError
 from ehr.identity import ActorKeys, Role
 from ehr.keyfile import dump_keyfile, load_keyfile, read_public_header
+from ehr.summary import summarize
 
 __all__ = ["main"]
 
@@ -223,6 +224,110 @@ def read(target: str, vault: str, keyfile: Path, patient: str | None, as_json: b
 
 
 @main.group()
+def consent() -> None:
+    """Grant, revoke and list access to your record (signed by you, kept on the consent ledger)."""
+
+
+@consent.command("grant")
+@click.argument("grantee")
+@click.option("--scope", required=True, help="Comma-separated catalogue keys, e.g. laboratory,conditions.")
+@click.option("--days", default=30, show_default=True, help="How long the grant lasts.")
+@click.option("--purpose", default="TREAT", show_default=True, help="HL7 PurposeOfUse code.")
+@_vault_option
+@_keyfile_option
+def consent_grant(grantee: str, scope: str, days: int, purpose: str, vault: str, keyfile: Path) -> None:
+    """Let GRANTEE (an address) read the resources in --scope for --days."""
+    from datetime import UTC, datetime, timedelta
+
+    client = _client(vault, keyfile)
+    expiry = datetime.now(UTC) + timedelta(days=days)
+    keys = [k.strip() for k in scope.split(",") if k.strip()]
+    record = _call(lambda: client.grant(grantee, keys, expiry=expiry, purpose=purpose))
+    click.echo(f"granted {grantee} {', '.join(keys)} until {record['expiry'][:10]} ({purpose})")
+    click.echo(f"  grant id     {record['grantId']}")
+    click.echo(f"  ledger entry {record['entryIndex']}, grant-tree leaf {record['leafIndex']}")
+    click.echo(f"  {record['keysShared']} data key(s) re-wrapped for the grantee")
+
+
+@consent.command("revoke")
+@click.argument("grant_id")
+@_vault_option
+@_keyfile_option
+def consent_revoke(grant_id: str, vault: str, keyfile: Path) -> None:
+    """Revoke a grant: the grantee's keys are deleted and further requests refused."""
+    client = _client(vault, keyfile)
+    result = _call(lambda: client.revoke(grant_id))
+    click.echo(f"revoked {grant_id} (ledger entry {result['entryIndex']}); {result['keysDeleted']} key(s) deleted")
+    click.echo("  what the grantee already downloaded cannot be recalled")
+
+
+@consent.command("list")
+@_vault_option
+@_keyfile_option
+def consent_list(vault: str, keyfile: Path) -> None:
+    """Grants you gave, or hold."""
+    from consent_chain.catalogue import read_catalogue
+
+    client = _client(vault, keyfile)
+    catalogue = read_catalogue()
+    for g in _call(client.grants):
+        keys = ",".join(e.key for e in catalogue.granted(int(g["scope"], 16)))
+        state = "revoked" if g["revokedAt"] else f"until {g['expiry'][:10]}"
+        click.echo(f"{g['grantId'][:16]}…  {g['patient']} -> {g['grantee']}  {keys}  {g['purpose']}  {state}")
+
+
+@main.command("access-log")
+@_vault_option
+@_keyfile_option
+def access_log(vault: str, keyfile: Path) -> None:
+    """Who read what in your record, and when (AuditEvents sealed for you)."""
+    client = _client(vault, keyfile)
+    events = _call(client.access_log)
+    click.echo(f"{len(events)} access(es)")
+    for e in events:
+        who = e["agent"][0]["who"]["identifier"]["value"]
+        what = [x["what"]["reference"] for x in e.get("entity", [])[1:]]
+        kind = e["subtype"][0]["code"]
+        click.echo(f"  {e['recorded'][:19]}  {who}  {kind}  {len(what)} resource(s): {', '.join(what[:3])}")
+
+
+@main.command()
+@click.argument("target")
+@_vault_option
+@_keyfile_option
+def erase(target: str, vault: str, keyfile: Path) -> None:
+    """Crypto-shred TYPE/ID from your record: every version's keys and ciphertext are destroyed."""
+    parts = target.strip("/").split("/")
+    if len(parts) != 2:
+        raise click.ClickException("target must be TYPE/ID")
+    client = _client(vault, keyfile)
+    _call(lambda: client.erase(parts[0], parts[1]))
+    click.echo(f"{target} erased: no key that opens it exists any more")
+
+
+@main.group()
+def audit() -> None:
+    """Verify the consent ledger from public data."""
+
+
+@audit.command("ledger")
+@_vault_option
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pchr-audit.json"),
+    show_default=True,
+    help="Where the last verified checkpoint and pinned key are kept.",
+)
+@click.option("--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use).")
+def audit_ledger_cmd(vault: str, state: Path, vkey: str | None) -> None:
+    """Check checkpoint signatures, consistency with the last checkpoint seen, and every entry's inclusion."""
+    from ehr.ledger_audit import run_ledger_audit
+
+    sys.exit(run_ledger_audit(vault, state, vkey, echo=click.echo))
+
+
+@main.group()
 def writers() -> None:
     """Name who may add records to your record (a clinic, a lab)."""
 
@@ -285,23 +390,3 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
-
-
-def summarize(resource: dict[str, Any]) -> str:
-    """One human line for a resource: its type, what it is, and its value or date."""
-    kind = resource.get("resourceType", "?")
-    code = resource.get("code") or resource.get("medicationCodeableConcept") or {}
-    label = code.get("text") or next((c.get("display") for c in code.get("coding", []) if c.get("display")), "")
-    if kind == "Patient":
-        name = (resource.get("name") or [{}])[0]
-        label = " ".join([*name.get("given", []), name.get("family", "")]).strip()
-        return f"Patient {label}, born {resource.get('birthDate', '?')}"
-    value = ""
-    if "valueQuantity" in resource:
-        q = resource["valueQuantity"]
-        value = f" = {q.get('value')} {q.get('unit', '')}".rstrip()
-    elif "component" in resource:
-        parts = [f"{c['valueQuantity'].get('value')}" for c in resource["component"] if "valueQuantity" in c]
-        value = f" = {'/'.join(parts)}" if parts else ""
-    when = resource.get("effectiveDateTime") or resource.get("onsetDateTime") or resource.get("authoredOn") or ""
-    return f"{kind} {label}{value}{'  (' + when[:10] + ')' if when else ''}"

@@ -16,7 +16,11 @@ from typing import Any
 
 import httpx
 
-from ehr.crypto import SealContext, seal, unseal
+from consent_chain.catalogue import read_catalogue
+from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, sign
+from consent_chain.errors import GrantError
+from consent_chain.grants import Grant
+from ehr.crypto import SealContext, seal, unseal, unwrap_key, wrap_key
 from ehr.envelope import Envelope, EnvelopeError
 from ehr.errors import DecryptionError
 from ehr.fhir import canonical_json, patient_of, validate_resource
@@ -74,6 +78,7 @@ class VaultClient:
         self.scope = scope or DEFAULT_SCOPES[keys.role]
         self._clock = clock
         self._token: tuple[str, datetime] | None = None
+        self._domain: Domain | None = None
         self._actors: dict[str, ActorPublic] = {}
 
     @classmethod
@@ -163,6 +168,9 @@ class VaultClient:
     def seal_resource(self, resource: dict[str, Any], version: int, *, patient: str | None = None) -> dict[str, Any]:
         """Validate and seal a resource (which must carry its id) for its patient; returns the sealed Binary."""
         resource = validate_resource(resource)
+        return self._seal(resource, version, patient=patient)
+
+    def _seal(self, resource: dict[str, Any], version: int, *, patient: str | None) -> dict[str, Any]:
         owner = patient_of(resource) or patient or (self.address if self.keys.role is Role.PATIENT else None)
         if owner is None:
             raise VaultClientError(422, None, f"{resource['resourceType']} names no patient; say whose record it is")
@@ -214,6 +222,7 @@ class VaultClient:
         binary = self.seal_resource(resource, 1, patient=patient)
         response = self._request("POST", f"/{resource['resourceType']}", json=binary)
         self._check(response)
+        self._share_with_grantees([(resource, binary)])
         return self._after_write(resource, 1, response)
 
     def update(
@@ -228,6 +237,7 @@ class VaultClient:
         headers = {"If-Match": f'W/"{current}"'} if current else {}
         response = self._request("PUT", f"/{resource_type}/{resource_id}", json=binary, headers=headers)
         self._check(response)
+        self._share_with_grantees([(resource, binary)])
         return self._after_write(resource, current + 1, response)
 
     def _current_version(self, resource_type: str, resource_id: str) -> int:
@@ -308,7 +318,143 @@ class VaultClient:
             url = entry.resource_type if entry.method == "POST" else f"{entry.resource_type}/{entry.resource_id}"
             sealed_entries.append({"resource": binary, "request": {"method": entry.method, "url": url}})
         sealed_bundle = {"resourceType": "Bundle", "type": "transaction", "entry": sealed_entries}
-        return self._check(self._request("POST", "/", json=sealed_bundle))
+        result = self._check(self._request("POST", "/", json=sealed_bundle))
+        written = [
+            (e.resource, b["resource"])
+            for e, b in zip(sorted(plan, key=lambda e: e.index), sealed_entries, strict=True)
+            if e.resource is not None
+        ]
+        self._share_with_grantees(written)
+        return result
+
+    # -- consent ----------------------------------------------------------------------------------
+    def ledger_domain(self) -> Domain:
+        if self._domain is None:
+            d = self.http.get("/ledger/domain").json()
+            self._domain = Domain(d["name"], d["version"], int(d["chainId"]), d["verifyingContract"])
+        return self._domain
+
+    def grants(self) -> list[dict[str, Any]]:
+        """The grants this actor gave (patient) or holds (grantee), as the vault enforces them."""
+        return list(self.get_json("/consent/grants")["grants"])
+
+    def grant(
+        self,
+        grantee: str,
+        scope: list[str],
+        *,
+        expiry: datetime,
+        purpose: str = "TREAT",
+    ) -> dict[str, Any]:
+        """Grant ``grantee`` access to the resources in ``scope`` (catalogue keys) until ``expiry``.
+
+        Signs the commitment (EIP-712), puts it on the ledger through the vault, then re-wraps the data keys of
+        every resource the grant covers for the grantee. Returns the vault's grant record plus ``keysShared``.
+        """
+        if self.keys.role is not Role.PATIENT:
+            raise VaultClientError(403, None, "only a patient grants access to their record")
+        catalogue = read_catalogue()
+        try:
+            grant = Grant.new(self.address, grantee, purpose, catalogue.mask(scope), expiry, catalogue)
+        except (KeyError, GrantError) as exc:
+            raise VaultClientError(400, None, str(exc)) from exc
+        self.actor(grantee)  # the grantee must be registered, with a binding that verifies
+        nonce = int(self.get_json(f"/ledger/nonce/{self.address}")["nonce"])
+        message = GrantMessage(grant.grant_id, grant.commitment(), nonce, int(self._clock().timestamp()))
+        signature = sign(self.keys, self.ledger_domain(), message)
+        body = {"grant": grant.to_json(), "nonce": nonce, "issuedAt": message.issued_at, "signature": signature.hex()}
+        record = self._check(self._request("POST", "/consent/grants", json=body))
+        record["keysShared"] = self.share_under(record)
+        return record
+
+    def share_under(self, record: dict[str, Any]) -> int:
+        """Re-wrap, for the grantee, the data key of every current resource the grant covers (idempotent)."""
+        catalogue = read_catalogue()
+        scope = int(record["scope"], 16)
+        grantee = self.actor(record["grantee"])
+        types = sorted({e.resource_type for e in catalogue.granted(scope)})
+        shares: list[dict[str, Any]] = []
+        for resource_type in types:
+            bundle = self.get_json(f"/{resource_type}", [("_count", "100")])
+            while True:
+                for entry in bundle.get("entry", []):
+                    share = self._rewrap(entry["resource"], grantee, lambda r: catalogue.covers(scope, r))
+                    if share is not None:
+                        shares.append(share)
+                nxt = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+                if nxt is None:
+                    break
+                bundle = self.get_json(nxt[len(self.base_url) :])
+        for start in range(0, len(shares), 500):
+            path = f"/consent/grants/{record['grantId']}/keys"
+            self._check(self._request("POST", path, json={"keys": shares[start : start + 500]}))
+        return len(shares)
+
+    def _rewrap(
+        self, binary: dict[str, Any], grantee: ActorPublic, covers: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        resource = self.open_binary(binary)
+        if not covers(resource):
+            return None
+        envelope = Envelope.from_binary(binary)
+        dek = unwrap_key(envelope.key, envelope.context, self.keys.encryption)
+        key = wrap_key(dek, envelope.context, grantee.address, grantee.encryption_key())
+        c = envelope.context
+        return {
+            "resourceType": c.resource_type,
+            "id": c.resource_id,
+            "versionId": int(c.version_id),
+            "key": key.to_json(),
+        }
+
+    def _share_with_grantees(self, written: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """After the patient writes, share each new version with every active grantee whose grant covers it."""
+        if self.keys.role is not Role.PATIENT or not written:
+            return
+        catalogue = read_catalogue()
+        now = self._clock()
+        for record in self.grants():
+            if record["patient"] != self.address or record["revokedAt"] is not None:
+                continue
+            if datetime.fromisoformat(record["expiry"]) <= now or record["catalogue"] != catalogue.catalogue_id:
+                continue
+            scope = int(record["scope"], 16)
+            grantee = self.actor(record["grantee"])
+            shares = []
+            for resource, binary in written:
+                if catalogue.covers(scope, resource):
+                    envelope = Envelope.from_binary(binary)
+                    if envelope.context.patient != self.address:
+                        continue
+                    dek = unwrap_key(envelope.key, envelope.context, self.keys.encryption)
+                    key = wrap_key(dek, envelope.context, grantee.address, grantee.encryption_key())
+                    c = envelope.context
+                    shares.append(
+                        {
+                            "resourceType": c.resource_type,
+                            "id": c.resource_id,
+                            "versionId": int(c.version_id),
+                            "key": key.to_json(),
+                        }
+                    )
+            if shares:
+                self._check(self._request("POST", f"/consent/grants/{record['grantId']}/keys", json={"keys": shares}))
+
+    def revoke(self, grant_id: str) -> dict[str, Any]:
+        """Sign and submit a revocation; the vault deletes the grantee's keys."""
+        nonce = int(self.get_json(f"/ledger/nonce/{self.address}")["nonce"])
+        message = RevokeMessage(bytes.fromhex(grant_id), nonce, int(self._clock().timestamp()))
+        signature = sign(self.keys, self.ledger_domain(), message)
+        body = {"nonce": nonce, "issuedAt": message.issued_at, "signature": signature.hex()}
+        return self._check(self._request("POST", f"/consent/grants/{grant_id}/revoke", json=body))
+
+    def access_log(self) -> list[dict[str, Any]]:
+        """Who read what and when: the AuditEvents the vault sealed for this patient, newest first."""
+        return self.everything("AuditEvent", [("_sort", "-_lastUpdated")])
+
+    def erase(self, resource_type: str, resource_id: str) -> None:
+        """Crypto-shred a resource from this patient's record."""
+        self._check(self._request("POST", f"/{resource_type}/{resource_id}/$erase"))
 
     # -- named writers --------------------------------------------------------------------------
     def add_writer(self, address: str) -> None:

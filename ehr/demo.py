@@ -1,7 +1,9 @@
 """``pchr demo``: the vault's main flow, end to end, on a temporary SQLite file, narrated for a person.
 
-onboard (keys, registration) -> upload a realistic generated record, sealed on the patient's side -> show that
-the database holds only ciphertext -> the patient reads it back -> the clinician is refused.
+onboard (keys, registration, KEY entries) -> upload a realistic generated record, sealed on the patient's side ->
+show that the database holds only ciphertext -> the patient reads it back -> the clinician is refused -> the
+patient grants laboratory results (GRANT on the consent ledger, keys re-wrapped) -> the clinician reads exactly
+those -> revoke (REVOKE, keys deleted) -> refused -> an auditor verifies the ledger.
 Everything runs in this process, over real HTTP on a loopback port.
 """
 
@@ -13,6 +15,7 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from ehr.client import VaultClient, VaultClientError
 from ehr.identity import ActorKeys, Role
 from ehr.keyfile import dump_keyfile, load_keyfile
 from ehr.settings import Settings
+from ehr.summary import summarize
 from ehr.transaction import assign_patient
 
 __all__ = ["database_bytes", "plaintext_needles", "run_demo", "synthetic_record"]
@@ -173,9 +177,8 @@ def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
             f"{' '.join(name.get('given', []))} {name.get('family', '')}, born {person.get('birthDate')}; "
             f"{len(observations)} Observations, e.g."
         )
-        from ehr.cli import summarize
 
-        for obs in observations[:4]:
+        for obs in observations[:3]:
             echo(f"     {summarize(obs)}")
 
         # The clinician has no grant: refused.
@@ -199,16 +202,86 @@ def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
         if first is not None:
             echo(f"     {first.status} OperationOutcome: {first.message}")
 
+        # Grant: the patient signs (EIP-712) a grant of laboratory results only; the vault puts it on the ledger.
+        lab_ids = {o["id"] for o in observations if _has_category(o, "laboratory")}
+        other = next(o for o in observations if o["id"] not in lab_ids)
+        grant = patient.grant(clinician.address, ["laboratory"], expiry=datetime.now(UTC) + timedelta(days=30))
+        echo(
+            f"{next(step)}. The patient grants the clinician their laboratory results for 30 days, signing the "
+            f"grant's Poseidon commitment (EIP-712)"
+        )
+        echo(
+            f"     ledger entry {grant['entryIndex']} (GRANT), grant-tree leaf {grant['leafIndex']}; "
+            f"{grant['keysShared']} data keys re-wrapped for the clinician on the patient's side"
+        )
+
+        # The clinician reads what the grant covers, and only that.
+        seen = clinician.everything("Observation", [("patient", patient.address)])
+        outside = _refusal(lambda: clinician.read("Observation", other["id"]))
+        granted_ok = {o["id"] for o in seen} == lab_ids and outside is not None and outside.status == 403
+        echo(
+            f"{next(step)}. The clinician reads the patient's Observations: {len(seen)} laboratory results, "
+            f"decrypted on the clinician's side, e.g."
+        )
+        for obs in seen[:2]:
+            echo(f"     {summarize(obs)}")
+        echo(
+            f"     a vital sign outside the grant: {outside.status if outside else 'NOT REFUSED'} "
+            f"({outside.message if outside else ''})"
+        )
+        log = patient.access_log()
+        echo(f"     the patient's access log shows {len(log)} access(es) by {clinician.address[:10]}…")
+
+        # Revoke: the clinician is refused again.
+        revoked = patient.revoke(grant["grantId"])
+        after = _refusal(lambda: clinician.read("Observation", seen[0]["id"]))
+        revoked_ok = after is not None and after.status == 403
+        echo(
+            f"{next(step)}. The patient revokes the grant: ledger entry {revoked['entryIndex']} (REVOKE), "
+            f"{revoked['keysDeleted']} keys deleted"
+        )
+        echo(
+            f"     the clinician asks again: {'refused' if revoked_ok else 'NOT REFUSED'} "
+            f"({after.status if after else ''} {after.message if after else ''})"
+        )
+
+        # The auditor verifies the ledger from public data alone.
+        from ehr.ledger_audit import run_ledger_audit
+
+        echo(f"{next(step)}. An auditor verifies the consent ledger (pchr audit ledger):")
+        audit_ok = run_ledger_audit(base, where / "audit.json", None, echo=lambda line: echo(f"     {line}")) == 0
+
         patient.close()
         clinician.close()
 
-    healthy = not leaked and ok_refused and created == sum(kinds.values()) and len(observations) == kinds["Observation"]
+    healthy = (
+        not leaked
+        and ok_refused
+        and created == sum(kinds.values())
+        and len(observations) == kinds["Observation"]
+        and granted_ok
+        and revoked_ok
+        and audit_ok
+    )
     echo(
         "\n"
         + (
-            "Done: the vault stored and served only ciphertext; only the patient could read the record."
+            "Done: the vault stored and served only ciphertext; a patient-signed grant on the consent ledger opened "
+            "exactly the granted records, its revocation closed them, and the ledger audits clean."
             if healthy
             else "FAILED: see the steps above."
         )
     )
     return 0 if healthy else 1
+
+
+def _has_category(resource: dict[str, Any], code: str) -> bool:
+    return any(c.get("code") == code for cat in resource.get("category", []) for c in cat.get("coding", []))
+
+
+def _refusal(attempt: Callable[[], object]) -> VaultClientError | None:
+    try:
+        attempt()
+    except VaultClientError as exc:
+        return exc
+    return None

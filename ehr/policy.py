@@ -1,10 +1,13 @@
 """Who may do what to whose records: the vault's access policy, as a pure function.
 
-Until the consent ledger exists (see the consent-ledger issue), the rules are:
+The rules are:
 
 - a patient reads, searches, writes and deletes the records in their own compartment;
+- a *grantee* reads and searches a patient's resources of a type while an active grant (signed on the consent
+  ledger, unexpired, not revoked) covers that type; which resources of the type it covers is enforced by the
+  data keys: the patient's client wraps a key for the grantee only for resources in the grant's scope;
 - a *writer* the patient has named (a clinician, a lab) may create and update records for that patient,
-  but cannot read them back: sealed to the patient, they are unreadable to the writer anyway;
+  but cannot read them back unless a grant also covers them;
 - nobody else may do anything with the patient's records;
 - every interaction must also be allowed by the access token's SMART scopes (:mod:`ehr.scopes`).
 """
@@ -44,7 +47,15 @@ class Principal:
     scopes: tuple[Scope, ...]
 
 
-def authorize(principal: Principal, action: Action, resource_type: str, patient: str, *, named_writer: bool) -> None:
+def authorize(
+    principal: Principal,
+    action: Action,
+    resource_type: str,
+    patient: str,
+    *,
+    named_writer: bool,
+    granted: bool = False,
+) -> None:
     """Raise Forbidden unless ``principal`` may perform ``action`` on ``patient``'s ``resource_type``."""
     if not any(scope.allows(resource_type, action.value) for scope in principal.scopes):
         raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
@@ -52,6 +63,8 @@ def authorize(principal: Principal, action: Action, resource_type: str, patient:
         return
     if action in (Action.CREATE, Action.UPDATE) and named_writer:
         return
+    if action in (Action.READ, Action.SEARCH) and granted:
+        return
     if action in (Action.CREATE, Action.UPDATE):
         raise Forbidden("only the patient, or a writer the patient has named, may write to this record")
-    raise Forbidden(f"only the patient may {action.verb} these records: no grant covers this request")
+    raise Forbidden(f"no active grant lets you {action.verb} this patient's {resource_type} resources")

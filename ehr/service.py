@@ -16,10 +16,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from consent_chain.catalogue import read_catalogue
+from consent_chain.entries import KeyEntry
+from consent_chain.errors import AppendRefused
+from consent_chain.grants import READ_PURPOSES
+from ehr.audit import access_event
 from ehr.crypto import SealContext, seal
 from ehr.envelope import Envelope, EnvelopeError, is_sealed_binary
 from ehr.errors import (
@@ -39,9 +44,12 @@ from ehr.identity import ActorPublic, Role, normalize_address
 from ehr.policy import Action, Principal, authorize
 from ehr.scopes import grantable, scope_string
 from ehr.search import SearchQuery
-from ehr.store import Head, Store, StoreSession, VersionRecord
+from ehr.store import GrantPolicy, Head, Store, StoreSession, VersionRecord
 from ehr.tokens import ASSERTION_TYPE, AccessTokens, verify_client_assertion
 from ehr.transaction import PlannedEntry, plan_transaction
+
+if TYPE_CHECKING:
+    from consent_chain.ledger import Ledger
 
 __all__ = ["Page", "TokenGrant", "Vault", "WriteResult", "instant"]
 
@@ -101,24 +109,43 @@ class Vault:
         clock: Clock = _utcnow,
         rng: Rng = os.urandom,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        ledger: Ledger | None = None,
     ) -> None:
         self.store = store
         self.tokens = AccessTokens(token_key or ed25519.Ed25519PrivateKey.generate(), issuer)
-        self._clock = clock
+        self.ledger = ledger
+        self.catalogue = read_catalogue()
+        self.clock = self._clock = clock
         self._rng = rng
         self._new_id = new_id
 
     # -- actors and authentication --------------------------------------------------------------
     def register(self, actor: ActorPublic) -> bool:
-        """Store an actor's verified public record; True if new, False if already registered identically."""
+        """Store an actor's verified public record; True if new, False if already registered identically.
+
+        The key binding goes on the consent ledger first: if the ledger refuses it, nothing is stored.
+        """
         with self.store.session() as tx:
             existing = tx.get_actor(actor.address)
-            if existing is not None:
-                if existing == actor:
-                    return False
-                raise Conflict(f"{actor.address} is already registered with other keys")
+        if existing is not None:
+            if existing == actor:
+                return False
+            raise Conflict(f"{actor.address} is already registered with other keys")
+        if self.ledger is not None:
+            key = KeyEntry(actor.address, actor.role, actor.x25519_public, actor.binding_signature)
+            try:
+                self.ledger.append([key])
+            except AppendRefused as exc:
+                if exc.reason != "duplicate":
+                    raise Unprocessable(f"the ledger refused the key binding: {exc}") from exc
+                on_ledger = self.ledger.actor_key(actor.address)
+                if on_ledger is None or on_ledger.x25519_public != actor.x25519_public:
+                    raise Conflict(f"{actor.address} has another key binding on the ledger") from exc
+        with self.store.session() as tx:
+            if tx.get_actor(actor.address) is not None:
+                return False  # registered concurrently, identically (the ledger allows one binding)
             tx.put_actor(actor, self._clock())
-            return True
+        return True
 
     def actor(self, address: str) -> ActorPublic:
         with self.store.session() as tx:
@@ -393,14 +420,18 @@ class Vault:
     def read(
         self, principal: Principal, resource_type: str, resource_id: str, version_id: str | None = None
     ) -> VersionRecord:
-        """The current (or a given) version, sealed, with the data key wrapped for the caller."""
+        """The current (or a given) version, sealed, with the data key wrapped for the caller.
+
+        A grantee's read is recorded as an AuditEvent sealed for the patient.
+        """
         _check_type(resource_type)
         _check_id(resource_id)
         with self.store.session() as tx:
             head = tx.head(resource_type, resource_id)
             if head is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
-            authorize(principal, Action.READ, resource_type, head.patient, named_writer=False)
+            grant = self._covering_grant(tx, principal, head.patient, resource_type)
+            authorize(principal, Action.READ, resource_type, head.patient, named_writer=False, granted=bool(grant))
             if version_id is None:
                 if head.deleted:
                     raise Gone(f"{resource_type}/{resource_id} was deleted")
@@ -410,12 +441,16 @@ class Vault:
                     raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:16]!r}")
                 number = int(version_id)
             record = tx.version(resource_type, resource_id, number, principal.address)
-        if record is None:
-            raise NotFound(f"{resource_type}/{resource_id} has no version {number}")
-        if record.deleted:
-            raise Gone(f"{resource_type}/{resource_id} version {number} is a deletion")
-        if record.key is None:
-            raise Forbidden("no data key for this version is wrapped for you")
+            if record is None:
+                raise NotFound(f"{resource_type}/{resource_id} has no version {number}")
+            if record.deleted:
+                raise Gone(f"{resource_type}/{resource_id} version {number} is deleted or erased")
+            if record.key is None:
+                if grant is not None:
+                    raise Forbidden(f"your grant does not cover {resource_type}/{resource_id}")
+                raise Forbidden("no data key for this version is wrapped for you")
+            if grant is not None:
+                self._audit(tx, principal, head.patient, "read" if version_id is None else "vread", [record], grant)
         return record
 
     def history(
@@ -434,13 +469,15 @@ class Vault:
                 head = tx.head(resource_type, resource_id)
                 if head is None:
                     raise NotFound(f"{resource_type}/{resource_id} is not known")
-                authorize(principal, Action.READ, resource_type, head.patient, named_writer=False)
+                grant = self._covering_grant(tx, principal, head.patient, resource_type)
+                authorize(principal, Action.READ, resource_type, head.patient, named_writer=False, granted=bool(grant))
                 patients = [head.patient]
             else:
                 if resource_type is not None:
                     _check_type(resource_type)
                     _require_scope(principal, resource_type, Action.SEARCH)
-                patients = _readable(principal)
+                # Type- and system-level history: the caller's own compartment only.
+                patients = [principal.address] if principal.role is Role.PATIENT else []
             total, records = tx.history(
                 principal.address,
                 patients,
@@ -453,15 +490,24 @@ class Vault:
         return Page(total, records, offset, count)
 
     def search(self, principal: Principal, resource_type: str, query: SearchQuery) -> Page:
+        """Current versions the caller holds a data key for, in the compartments it may search."""
         _check_type(resource_type)
         _require_scope(principal, resource_type, Action.SEARCH)
-        if query.patients:
-            patients = [_address(p) for p in query.patients]
-            for patient in patients:
-                authorize(principal, Action.SEARCH, resource_type, patient, named_writer=False)
-        else:
-            patients = _readable(principal)
         with self.store.session() as tx:
+            grants: dict[str, GrantPolicy] = {}
+            if query.patients:
+                patients = [_address(p) for p in query.patients]
+                for patient in patients:
+                    grant = self._covering_grant(tx, principal, patient, resource_type)
+                    authorize(principal, Action.SEARCH, resource_type, patient, named_writer=False, granted=bool(grant))
+                    if grant is not None:
+                        grants[patient] = grant
+            else:
+                patients = [principal.address] if principal.role is Role.PATIENT else []
+                for grant in self._active_grants(tx, grantee=principal.address):
+                    if grant.scope & self.catalogue.type_mask(resource_type):
+                        grants.setdefault(grant.patient, grant)
+                patients += [p for p in grants if p not in patients]
             total, records = tx.search(
                 principal.address,
                 resource_type,
@@ -472,15 +518,65 @@ class Vault:
                 offset=query.offset,
                 count=query.count,
             )
+            for patient, grant in grants.items():
+                if patient == principal.address:
+                    continue
+                seen = [r for r in records if r.patient == patient]
+                if seen:
+                    self._audit(tx, principal, patient, "search-type", seen, grant)
         return Page(total, records, query.offset, query.count)
+
+    # -- grants -----------------------------------------------------------------------------------
+    def _active_grants(self, tx: StoreSession, *, patient: str | None = None, grantee: str) -> list[GrantPolicy]:
+        now = self._clock()
+        return [
+            g
+            for g in tx.grant_policies(patient=patient, grantee=grantee)
+            if g.active_at(now) and g.purpose in READ_PURPOSES
+        ]
+
+    def _covering_grant(
+        self, tx: StoreSession, principal: Principal, patient: str, resource_type: str
+    ) -> GrantPolicy | None:
+        """An active read grant from ``patient`` to the caller that covers some resources of this type."""
+        if principal.address == patient:
+            return None
+        mask = self.catalogue.type_mask(resource_type)
+        for grant in self._active_grants(tx, patient=patient, grantee=principal.address):
+            if grant.scope & mask:
+                return grant
+        return None
+
+    def _audit(
+        self,
+        tx: StoreSession,
+        principal: Principal,
+        patient: str,
+        interaction: str,
+        records: list[VersionRecord],
+        grant: GrantPolicy,
+    ) -> None:
+        """Record a grantee's access as an AuditEvent sealed to the patient, in the same transaction."""
+        now = self._clock()
+        what = [f"{r.resource_type}/{r.resource_id}/_history/{r.version_id}" for r in records]
+        event = access_event(
+            agent=principal.address,
+            patient=patient,
+            interaction=interaction,
+            what=what,
+            when=now,
+            grant_id=grant.grant_id,
+        )
+        actor = self._registered_patient(tx, patient)
+        event_id = self._new_id()
+        event["id"] = event_id
+        event["meta"] = {"versionId": "1", "lastUpdated": instant(now)}
+        context = SealContext("AuditEvent", event_id, "1", patient)
+        sealed, key = seal(canonical_json(event), context, patient, actor.encryption_key(), rng=self._rng)
+        tx.add_version(VersionRecord("AuditEvent", event_id, 1, patient, "POST", now, sealed), [key])
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _readable(principal: Principal) -> list[str]:
-    """The compartments a principal may read: their own, for a patient (grants extend this later)."""
-    return [principal.address] if principal.role is Role.PATIENT else []
-
-
 def _require_scope(principal: Principal, resource_type: str, action: Action) -> None:
     if not any(s.allows(resource_type, action.value) for s in principal.scopes):
         raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")

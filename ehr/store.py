@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, event, func, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, event, func, insert, or_, select, tuple_
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine
@@ -27,7 +27,7 @@ from ehr.errors import Conflict
 from ehr.identity import ActorPublic, Role
 from ehr.search import TimeBound
 
-__all__ = ["Head", "Store", "StoreSession", "VersionRecord"]
+__all__ = ["GrantPolicy", "Head", "Store", "StoreSession", "VersionRecord"]
 
 
 class ActorRow(SQLModel, table=True):
@@ -89,6 +89,39 @@ class UsedAssertionRow(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
+class GrantPolicyRow(SQLModel, table=True):
+    """A grant's opening as the vault enforces it (off the ledger, which holds only the commitment)."""
+
+    __tablename__ = "grant_policy"
+    grant_id: str = Field(primary_key=True, max_length=64)  # hex
+    patient: str = Field(index=True, max_length=42)
+    grantee: str = Field(index=True, max_length=42)
+    purpose: str = Field(max_length=80)
+    scope: str = Field(max_length=16)  # 64-bit mask as hex: SQL integers are signed 64-bit
+    catalogue_id: str = Field(max_length=64)
+    expiry: datetime
+    granted_at: datetime
+    ledger_index: int
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GrantPolicy:
+    grant_id: bytes
+    patient: str
+    grantee: str
+    purpose: str
+    scope: int
+    catalogue_id: str
+    expiry: datetime
+    granted_at: datetime
+    ledger_index: int
+    revoked_at: datetime | None
+
+    def active_at(self, when: datetime) -> bool:
+        return self.revoked_at is None and when < self.expiry
+
+
 # Hot-path statements, built once: constructing SQLAlchemy expressions per request costs more than running them.
 _HEAD_T = HeadRow.__table__  # type: ignore[attr-defined]
 _VERSION_T = VersionRow.__table__  # type: ignore[attr-defined]
@@ -96,6 +129,7 @@ _KEY_T = WrappedKeyRow.__table__  # type: ignore[attr-defined]
 _ACTOR_T = ActorRow.__table__  # type: ignore[attr-defined]
 _WRITER_T = WriterRow.__table__  # type: ignore[attr-defined]
 _ASSERTION_T = UsedAssertionRow.__table__  # type: ignore[attr-defined]
+_POLICY_T = GrantPolicyRow.__table__  # type: ignore[attr-defined]
 
 _SELECT_HEAD = select(_HEAD_T.c.patient, _HEAD_T.c.version_id, _HEAD_T.c.deleted, _HEAD_T.c.last_updated).where(
     _HEAD_T.c.resource_type == bindparam("rt"), _HEAD_T.c.resource_id == bindparam("rid")
@@ -107,6 +141,23 @@ _KEY_JOIN = _VERSION_T.outerjoin(
         _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
         _KEY_T.c.version_id == _VERSION_T.c.version_id,
         _KEY_T.c.recipient == bindparam("recipient"),
+    ),
+)
+_KEY_INNER_JOIN = _VERSION_T.join(
+    _KEY_T,
+    and_(
+        _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
+        _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
+        _KEY_T.c.version_id == _VERSION_T.c.version_id,
+        _KEY_T.c.recipient == bindparam("recipient"),
+    ),
+)
+_SEARCH_JOIN = _KEY_INNER_JOIN.join(
+    _HEAD_T,
+    and_(
+        _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
+        _HEAD_T.c.resource_id == _VERSION_T.c.resource_id,
+        _HEAD_T.c.version_id == _VERSION_T.c.version_id,
     ),
 )
 _VERSION_COLUMNS = (
@@ -349,7 +400,11 @@ class StoreSession:
         offset: int = 0,
         count: int = 20,
     ) -> tuple[int, list[VersionRecord]]:
-        """Current, non-deleted versions of a type in the given compartments, oldest first by default."""
+        """Current, non-deleted versions of a type in the given compartments that ``recipient`` holds a key for.
+
+        Oldest first by default. Only versions with a data key wrapped for the caller count: a grantee sees the
+        resources the patient's client shared with it, and the total counts only those.
+        """
         where: list[Any] = [
             _HEAD_T.c.resource_type == resource_type,
             _HEAD_T.c.patient.in_(list(patients)),
@@ -358,24 +413,122 @@ class StoreSession:
         if ids:
             where.append(_HEAD_T.c.resource_id.in_(list(ids)))
         where.extend(_bound_clause(bound) for bound in bounds)
-        total = self._c.execute(select(func.count()).select_from(_HEAD_T).where(*where)).scalar_one()
+        params = {"recipient": recipient}
+        total = self._c.execute(select(func.count()).select_from(_SEARCH_JOIN).where(*where), params).scalar_one()
         if count == 0:
             return int(total), []
         order = (
             _HEAD_T.c.last_updated.desc() if newest_first else _HEAD_T.c.last_updated.asc(),
             _HEAD_T.c.resource_id.asc(),
         )
-        joined = _KEY_JOIN.join(
-            _HEAD_T,
-            and_(
-                _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
-                _HEAD_T.c.resource_id == _VERSION_T.c.resource_id,
-                _HEAD_T.c.version_id == _VERSION_T.c.version_id,
-            ),
+        stmt = (
+            select(*_VERSION_COLUMNS)
+            .select_from(_SEARCH_JOIN)
+            .where(*where)
+            .order_by(*order)
+            .offset(offset)
+            .limit(count)
         )
-        stmt = select(*_VERSION_COLUMNS).select_from(joined).where(*where).order_by(*order).offset(offset).limit(count)
-        rows = self._c.execute(stmt, {"recipient": recipient})
+        rows = self._c.execute(stmt, params)
         return int(total), [_record(r) for r in rows]
+
+    # -- wrapped keys, grants, erasure -------------------------------------------------------------
+    def add_keys(self, resource_type: str, resource_id: str, version_id: int, keys: Iterable[WrappedKey]) -> None:
+        """Add wrapped keys to an existing version (a grant's re-wrap); a key already there is replaced."""
+        for key in keys:
+            where = (
+                (_KEY_T.c.resource_type == resource_type)
+                & (_KEY_T.c.resource_id == resource_id)
+                & (_KEY_T.c.version_id == version_id)
+                & (_KEY_T.c.recipient == key.recipient)
+            )
+            self._c.execute(_KEY_T.delete().where(where))
+            self._c.execute(
+                insert(_KEY_T),
+                {
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "version_id": version_id,
+                    "recipient": key.recipient,
+                    "ephemeral_public": key.ephemeral_public,
+                    "wrapped": key.wrapped,
+                },
+            )
+
+    def delete_keys_for(self, patient: str, recipient: str) -> int:
+        """Delete every data key wrapped for ``recipient`` in ``patient``'s compartment (on revocation)."""
+        versions = select(_VERSION_T.c.resource_type, _VERSION_T.c.resource_id, _VERSION_T.c.version_id).where(
+            _VERSION_T.c.patient == patient
+        )
+        result = self._c.execute(
+            _KEY_T.delete().where(
+                _KEY_T.c.recipient == recipient,
+                tuple_(_KEY_T.c.resource_type, _KEY_T.c.resource_id, _KEY_T.c.version_id).in_(versions),
+            )
+        )
+        return int(result.rowcount)
+
+    def has_key(self, resource_type: str, resource_id: str, version_id: int, recipient: str) -> bool:
+        row = self._c.execute(
+            select(_KEY_T.c.recipient).where(
+                _KEY_T.c.resource_type == resource_type,
+                _KEY_T.c.resource_id == resource_id,
+                _KEY_T.c.version_id == version_id,
+                _KEY_T.c.recipient == recipient,
+            )
+        ).first()
+        return row is not None
+
+    def erase(self, resource_type: str, resource_id: str) -> int:
+        """Crypto-shred every version: delete all wrapped keys and ciphertext; returns versions shredded."""
+        self._c.execute(
+            _KEY_T.delete().where(_KEY_T.c.resource_type == resource_type, _KEY_T.c.resource_id == resource_id)
+        )
+        result = self._c.execute(
+            sa_update(_VERSION_T)
+            .where(_VERSION_T.c.resource_type == resource_type, _VERSION_T.c.resource_id == resource_id)
+            .values(nonce=None, ciphertext=None, method="ERASE")
+        )
+        self._c.execute(
+            sa_update(_HEAD_T)
+            .where(_HEAD_T.c.resource_type == resource_type, _HEAD_T.c.resource_id == resource_id)
+            .values(deleted=True)
+        )
+        return int(result.rowcount)
+
+    def put_grant_policy(self, policy: GrantPolicy) -> None:
+        self._c.execute(
+            insert(_POLICY_T),
+            {
+                "grant_id": policy.grant_id.hex(),
+                "patient": policy.patient,
+                "grantee": policy.grantee,
+                "purpose": policy.purpose,
+                "scope": format(policy.scope, "016x"),
+                "catalogue_id": policy.catalogue_id,
+                "expiry": _naive(policy.expiry),
+                "granted_at": _naive(policy.granted_at),
+                "ledger_index": policy.ledger_index,
+                "revoked_at": None,
+            },
+        )
+
+    def grant_policy(self, grant_id: bytes) -> GrantPolicy | None:
+        row = self._c.execute(select(_POLICY_T).where(_POLICY_T.c.grant_id == grant_id.hex())).first()
+        return _policy(row) if row is not None else None
+
+    def grant_policies(self, *, patient: str | None = None, grantee: str | None = None) -> list[GrantPolicy]:
+        stmt = select(_POLICY_T)
+        if patient is not None:
+            stmt = stmt.where(_POLICY_T.c.patient == patient)
+        if grantee is not None:
+            stmt = stmt.where(_POLICY_T.c.grantee == grantee)
+        return [_policy(r) for r in self._c.execute(stmt.order_by(_POLICY_T.c.granted_at))]
+
+    def revoke_grant_policy(self, grant_id: bytes, at: datetime) -> None:
+        self._c.execute(
+            sa_update(_POLICY_T).where(_POLICY_T.c.grant_id == grant_id.hex()).values(revoked_at=_naive(at))
+        )
 
     # -- replay guard ---------------------------------------------------------------------------
     def use_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
@@ -387,6 +540,21 @@ class StoreSession:
         except IntegrityError:
             return False
         return True
+
+
+def _policy(row: Any) -> GrantPolicy:
+    return GrantPolicy(
+        bytes.fromhex(row.grant_id),
+        row.patient,
+        row.grantee,
+        row.purpose,
+        int(row.scope, 16),
+        row.catalogue_id,
+        _aware(row.expiry),
+        _aware(row.granted_at),
+        row.ledger_index,
+        _aware(row.revoked_at) if row.revoked_at is not None else None,
+    )
 
 
 def _bound_clause(bound: TimeBound) -> Any:

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from consent_chain.backends.sql import SqlLedgerBackend
+from consent_chain.ledger import Ledger
+from consent_chain.note import Signer
 from ehr.api import create_app
 from ehr.client import VaultClient
 from ehr.identity import ActorKeys, Role
@@ -48,8 +51,14 @@ def store(db_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def vault(store: Store, clock: Clock) -> Vault:
-    return Vault(store, clock=clock)
+def ledger(db_path: Path, clock: Clock) -> Ledger:
+    signer = Signer.generate("pchr.test/consent-ledger")
+    return Ledger(SqlLedgerBackend(f"sqlite:///{db_path}"), signer, origin=signer.name, clock=clock)
+
+
+@pytest.fixture
+def vault(store: Store, clock: Clock, ledger: Ledger) -> Vault:
+    return Vault(store, clock=clock, ledger=ledger)
 
 
 @pytest.fixture

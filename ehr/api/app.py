@@ -14,15 +14,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ehr.api import auth_routes, fhir_routes
+from consent_chain.backends.sql import SqlLedgerBackend
+from consent_chain.eip712 import Domain
+from consent_chain.ledger import Ledger
+from consent_chain.note import Signer
+from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes
 from ehr.api.render import fhir_response
+from ehr.consent import ConsentService
 from ehr.errors import OAuthError, Unauthorized, VaultError
 from ehr.fhir import operation_outcome, outcome_for
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
 
-__all__ = ["app_from_env", "create_app", "load_or_create_token_key"]
+__all__ = [
+    "app_from_env",
+    "build_ledger",
+    "create_app",
+    "load_or_create_ledger_signer",
+    "load_or_create_token_key",
+]
 
 log = logging.getLogger("pchr.vault")
 
@@ -50,6 +61,35 @@ def load_or_create_token_key(path: Path | None) -> ed25519.Ed25519PrivateKey:
     return key
 
 
+def load_or_create_ledger_signer(path: Path | None, origin: str) -> Signer:
+    """The operator's checkpoint signer, created (mode 0600) on first start like the token key."""
+    if path is None:
+        return Signer.generate(origin)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            text = path.read_text().strip()
+            if text:
+                signer = Signer.from_skey(text)
+                if signer.name != origin:
+                    raise RuntimeError(f"ledger key {path} is for {signer.name!r}, not the origin {origin!r}") from None
+                return signer
+            time.sleep(0.02)
+        raise RuntimeError(f"ledger key file {path} is empty") from None
+    signer = Signer.generate(origin)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(signer.to_skey() + "\n")
+    return signer
+
+
+def build_ledger(settings: Settings) -> Ledger:
+    """The consent ledger the settings describe: SQL tables in the vault's database (the embedded default)."""
+    domain = Domain(chain_id=settings.ledger_chain_id, verifying_contract=settings.ledger_contract)
+    signer = load_or_create_ledger_signer(settings.ledger_key_path, settings.ledger_origin)
+    return Ledger(SqlLedgerBackend(settings.database_url), signer, origin=settings.ledger_origin, domain=domain)
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``pchr serve --workers N``: every worker reads the same PCHR_* settings."""
     return create_app(Settings.from_env())
@@ -63,10 +103,14 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
             Store(settings.database_url),
             token_key=load_or_create_token_key(settings.token_key_path),
             issuer=settings.issuer,
+            ledger=build_ledger(settings),
         )
+    if vault.ledger is None:
+        raise ValueError("the vault needs a consent ledger")
     app = FastAPI(title="pchr vault", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.vault = vault
+    app.state.consents = ConsentService(vault, vault.ledger)
 
     @app.exception_handler(OAuthError)
     async def oauth_error(_: Request, exc: OAuthError) -> Response:
@@ -99,5 +143,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         return fhir_response(operation_outcome("fatal", "exception", "internal error"), 500)
 
     app.include_router(auth_routes.router)
+    app.include_router(ledger_routes.router)
+    app.include_router(consent_routes.router)
     app.include_router(fhir_routes.router)
     return app

@@ -10,13 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from consent_chain.ledger import Ledger
+from ehr.consent import ConsentService
 from ehr.errors import PayloadTooLarge
 from ehr.fhir import parse_json
 from ehr.policy import Principal
 from ehr.service import Vault
 from ehr.settings import Settings
 
-__all__ = ["BaseUrl", "CurrentPrincipal", "JsonBody", "VaultDep", "read_body"]
+__all__ = ["BaseUrl", "ConsentsDep", "CurrentPrincipal", "JsonBody", "LedgerDep", "VaultDep", "read_body"]
 
 
 async def get_vault(request: Request) -> Vault:
@@ -30,6 +32,20 @@ async def get_settings(request: Request) -> Settings:
 
 
 VaultDep = Annotated[Vault, Depends(get_vault)]
+
+
+async def get_consents(request: Request) -> ConsentService:
+    consents: ConsentService = request.app.state.consents
+    return consents
+
+
+async def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.consents.ledger
+    return ledger
+
+
+ConsentsDep = Annotated[ConsentService, Depends(get_consents)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -25,8 +25,9 @@ def _rng():
 
 
 def grant(**changes) -> Grant:
-    g = Grant.new(PATIENT, CLINICIAN, "TREAT", CAT.mask(["laboratory", "conditions"]), NOW + timedelta(days=30), CAT,
-                  rng=_rng())
+    g = Grant.new(
+        PATIENT, CLINICIAN, "TREAT", CAT.mask(["laboratory", "conditions"]), NOW + timedelta(days=30), CAT, rng=_rng()
+    )
     return Grant(**{**g.__dict__, **changes}) if changes else g
 
 
@@ -94,12 +95,24 @@ def test_new_grant_refuses_empty_or_unknown_scope() -> None:
 
 
 def test_catalogue_matching() -> None:
-    lab = {"resourceType": "Observation", "category": [{"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]}}
-    vital = {"resourceType": "Observation", "category": [{"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}}
+    lab = {
+        "resourceType": "Observation",
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+    }
+    vital = {
+        "resourceType": "Observation",
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+    }
     assert CAT.covers(CAT.mask(["laboratory"]), lab)
     assert not CAT.covers(CAT.mask(["laboratory"]), vital)
     assert CAT.covers(CAT.mask(["hba1c"]), lab)
@@ -111,3 +124,14 @@ def test_catalogue_matching() -> None:
 
 def test_address_field_is_below_r() -> None:
     assert address_field("0x" + "ff" * 20) == 2**160 - 1 < BN254_R
+
+
+def test_wire_form_round_trips() -> None:
+    g = grant()
+    assert Grant.from_json(g.to_json()) == g
+
+
+@pytest.mark.parametrize("bad", [[], {"grantId": "zz"}, {**grant().to_json(), "scope": "nothex"}])
+def test_wire_form_refuses_garbage(bad) -> None:
+    with pytest.raises(GrantError):
+        Grant.from_json(bad)

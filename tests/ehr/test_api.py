@@ -313,7 +313,7 @@ def test_clinician_without_grant_is_refused(http: TestClient, patient: VaultClie
         http.delete(f"/Observation/{created['id']}", headers=bearer(clinician)),
     ):
         assert response.status_code == 403
-        assert "only the patient" in outcome(response)
+        assert "no active grant" in outcome(response)
     # Without naming a patient, a clinician's search simply finds nothing of anyone's.
     assert http.get("/Observation", headers=bearer(clinician)).json()["total"] == 0
 

@@ -1,0 +1,132 @@
+"""The consent ledger service: append checked entries, serve proofs and signed checkpoints.
+
+The service is backend-agnostic: a :class:`LedgerBackend` stores the log (entries, RFC 9162 subtree hashes), the
+state the append rules read (:class:`~consent_chain.rules.LedgerView`) and the grant state tree, and runs
+:func:`~consent_chain.rules.check_entry` inside its own transaction. The SQL backend is the embedded default;
+the EVM backend (a later issue) implements the same protocol over a contract.
+
+The service adds what no backend should decide: the clock, the operator's checkpoint signature (C2SP signed note
+with the grant-tree root as an extension line), and proofs assembled from the backend's node reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from consent_chain import merkle
+from consent_chain.eip712 import Domain
+from consent_chain.entries import Entry, KeyEntry, decode_entry
+from consent_chain.note import Checkpoint, Signer, sign_checkpoint
+from consent_chain.rules import GrantRecord, LedgerView, check_entry
+from consent_chain.state_tree import MerklePath
+
+__all__ = ["Appended", "Ledger", "LedgerBackend"]
+
+Clock = Callable[[], datetime]
+CheckFn = Callable[[LedgerView, Entry], Entry]
+
+
+@dataclass(frozen=True)
+class Appended:
+    """One appended entry: where it is in the log, as stamped, and the grant-tree root after it."""
+
+    index: int
+    entry: Entry
+    grant_root: int
+    leaf_index: int | None = None  # for a GRANT: its leaf in the grant tree
+
+
+class LedgerBackend(Protocol):
+    """Storage for one ledger. ``append`` is atomic: every entry of the batch is appended, or none."""
+
+    def append(self, entries: Sequence[Entry], check: CheckFn) -> list[Appended]: ...
+
+    def size(self) -> int: ...
+
+    def entry_bytes(self, start: int, end: int) -> list[bytes]: ...
+
+    def node(self, level: int, index: int) -> bytes: ...
+
+    def grant(self, grant_id: bytes) -> GrantRecord | None: ...
+
+    def actor_key(self, address: str) -> KeyEntry | None: ...
+
+    def next_nonce(self, patient: str) -> int: ...
+
+    def grant_root(self) -> int: ...
+
+    def grant_roots(self) -> list[tuple[int, int]]:
+        """(entry index, grant root after it) for every GRANT and REVOKE, in log order."""
+        ...
+
+    def grant_path(self, leaf_index: int) -> MerklePath: ...
+
+
+class Ledger:
+    """The consent ledger of one origin, signed by its operator."""
+
+    def __init__(
+        self,
+        backend: LedgerBackend,
+        signer: Signer,
+        *,
+        origin: str,
+        domain: Domain | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.backend = backend
+        self.signer = signer
+        self.origin = origin
+        self.domain = domain or Domain()
+        self._clock = clock
+        self._signed: tuple[int, str] | None = None
+
+    def append(self, entries: Sequence[Entry]) -> list[Appended]:
+        """Check and append entries atomically (AppendRefused names the first refused entry's reason)."""
+        now = int(self._clock().timestamp())
+        domain = self.domain
+        return self.backend.append(entries, lambda view, entry: check_entry(view, entry, domain=domain, now=now))
+
+    def size(self) -> int:
+        return self.backend.size()
+
+    def entries(self, start: int, end: int) -> list[Entry]:
+        return [decode_entry(raw) for raw in self.backend.entry_bytes(start, end)]
+
+    def root(self, size: int | None = None) -> bytes:
+        return merkle.root(self.size() if size is None else size, self.backend.node)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(index, size, self.backend.node)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return merkle.consistency_proof(old_size, new_size, self.backend.node)
+
+    def checkpoint(self) -> str:
+        """The signed checkpoint of the current tree (cached per size: signing is cheap but not free)."""
+        size = self.size()
+        if self._signed is None or self._signed[0] != size:
+            checkpoint = Checkpoint(self.origin, size, self.root(size), self.backend.grant_root())
+            self._signed = (size, sign_checkpoint(checkpoint, self.signer))
+        return self._signed[1]
+
+    def grant(self, grant_id: bytes) -> GrantRecord | None:
+        return self.backend.grant(grant_id)
+
+    def actor_key(self, address: str) -> KeyEntry | None:
+        return self.backend.actor_key(address)
+
+    def next_nonce(self, patient: str) -> int:
+        return self.backend.next_nonce(patient)
+
+    def grant_root(self) -> int:
+        return self.backend.grant_root()
+
+    def grant_roots(self) -> list[tuple[int, int]]:
+        return self.backend.grant_roots()
+
+    def grant_path(self, leaf_index: int) -> MerklePath:
+        return self.backend.grant_path(leaf_index)

@@ -1,0 +1,170 @@
+"""Grants and revocations at the vault: put them on the consent ledger, and enforce them with data keys.
+
+Flow (DESIGN.md section 7):
+
+- **grant**: the patient's client makes a :class:`~consent_chain.grants.Grant`, signs its commitment (EIP-712)
+  and sends the signed entry with the grant's opening. The vault checks that the opening matches the commitment,
+  appends the GRANT entry to the ledger (which checks the signature, the nonce and the patient's key), and keeps
+  the opening as the policy it enforces. The client then re-wraps the data keys of in-scope resources for the
+  grantee (:meth:`ConsentService.add_keys`): the vault checks each against the grant.
+- **revoke**: the patient signs a revocation; the ledger appends the REVOKE entry (refusing anyone but the
+  grant's patient), the vault marks the policy revoked and deletes every data key wrapped for the grantee in the
+  patient's record. What the grantee already downloaded cannot be recalled.
+- **erase**: the patient crypto-shreds a resource: every wrapped key and ciphertext of every version is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consent_chain.entries import GrantEntry, RevokeEntry
+from consent_chain.errors import AppendRefused
+from consent_chain.grants import READ_PURPOSES, Grant
+from consent_chain.ledger import Appended, Ledger
+from ehr.crypto import WrappedKey
+from ehr.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
+from ehr.identity import Role
+from ehr.policy import Principal
+from ehr.service import Vault
+from ehr.store import GrantPolicy
+
+__all__ = ["ConsentService", "KeyShare"]
+
+# How AppendRefused reasons map to HTTP: a replay or a race is a conflict, a bad signature is forbidden.
+_REFUSAL_ERRORS: dict[str, type[Conflict] | type[Forbidden] | type[Unprocessable] | type[NotFound]] = {
+    "unregistered": Unprocessable,
+    "bad-signature": Forbidden,
+    "replay": Conflict,
+    "duplicate": Conflict,
+    "unknown-grant": NotFound,
+    "not-your-grant": Forbidden,
+    "already-revoked": Conflict,
+    "stale": Unprocessable,
+    "conflict": Conflict,
+}
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    """A data key of one resource version, wrapped for a grantee."""
+
+    resource_type: str
+    resource_id: str
+    version_id: int
+    key: WrappedKey
+
+
+def _refused(exc: AppendRefused) -> Exception:
+    return _REFUSAL_ERRORS[exc.reason](f"the consent ledger refused the entry ({exc.reason}): {exc}")
+
+
+class ConsentService:
+    def __init__(self, vault: Vault, ledger: Ledger) -> None:
+        self.vault = vault
+        self.ledger = ledger
+
+    def _now(self) -> datetime:
+        return self.vault.clock()
+
+    def grant(self, principal: Principal, grant: Grant, entry: GrantEntry) -> tuple[Appended, GrantPolicy]:
+        """Put a signed grant on the ledger and start enforcing its opening."""
+        if principal.role is not Role.PATIENT or principal.address != grant.patient:
+            raise Forbidden("only the patient grants access to their record")
+        if entry.patient != grant.patient or entry.grant_id != grant.grant_id:
+            raise InvalidRequest("the signed entry and the grant name different patients or grant ids")
+        if entry.commitment != grant.commitment():
+            raise InvalidRequest("the grant's opening does not match the signed commitment")
+        if grant.catalogue_id != self.vault.catalogue.catalogue_id or grant.purpose not in READ_PURPOSES:
+            raise Unprocessable("the vault enforces read grants over the pchr-read-v1 catalogue")
+        if not grant.active_at(self._now()):
+            raise Unprocessable("the grant has already expired")
+        with self.vault.store.session() as tx:
+            if tx.get_actor(grant.grantee) is None:
+                raise Unprocessable(f"the grantee {grant.grantee} is not registered with this vault")
+        # Ledger first: the vault enforces only what the ledger accepted.
+        try:
+            (appended,) = self.ledger.append([entry])
+        except AppendRefused as exc:
+            raise _refused(exc) from exc
+        policy = GrantPolicy(
+            grant.grant_id,
+            grant.patient,
+            grant.grantee,
+            grant.purpose,
+            grant.scope,
+            grant.catalogue_id,
+            grant.expiry,
+            self._now(),
+            appended.index,
+            None,
+        )
+        with self.vault.store.session() as tx:
+            tx.put_grant_policy(policy)
+        return appended, policy
+
+    def add_keys(self, principal: Principal, grant_id: bytes, shares: Sequence[KeyShare]) -> int:
+        """Store data keys the patient's client re-wrapped for a grantee; each must fall within the grant."""
+        with self.vault.store.session() as tx:
+            policy = tx.grant_policy(grant_id)
+            if policy is None:
+                raise NotFound("no such grant")
+            if principal.address != policy.patient:
+                raise Forbidden("only the grant's patient shares keys under it")
+            if not policy.active_at(self._now()):
+                raise Conflict("the grant is no longer active")
+            for i, share in enumerate(shares):
+                where = f"keys[{i}]"
+                if share.key.recipient != policy.grantee:
+                    raise InvalidRequest(f"{where}: a key shared under a grant must be wrapped for its grantee")
+                if not policy.scope & self.vault.catalogue.type_mask(share.resource_type):
+                    raise Forbidden(f"{where}: the grant does not cover {share.resource_type} resources")
+                head = tx.head(share.resource_type, share.resource_id)
+                if head is None or head.patient != policy.patient:
+                    raise NotFound(f"{where}: no such resource in the patient's record")
+                if tx.version(share.resource_type, share.resource_id, share.version_id, policy.patient) is None:
+                    raise NotFound(f"{where}: no such version")
+                tx.add_keys(share.resource_type, share.resource_id, share.version_id, [share.key])
+        return len(shares)
+
+    def revoke(self, principal: Principal, entry: RevokeEntry) -> tuple[Appended, int]:
+        """Put a signed revocation on the ledger; delete the grantee's keys. Returns (entry, keys deleted)."""
+        if principal.address != entry.patient:
+            raise Forbidden("a revocation is submitted by the patient who signed it")
+        try:
+            (appended,) = self.ledger.append([entry])
+        except AppendRefused as exc:
+            raise _refused(exc) from exc
+        deleted = 0
+        with self.vault.store.session() as tx:
+            policy = tx.grant_policy(entry.grant_id)
+            if policy is not None:
+                tx.revoke_grant_policy(entry.grant_id, self._now())
+                deleted = tx.delete_keys_for(policy.patient, policy.grantee)
+        return appended, deleted
+
+    def policy(self, grant_id: bytes) -> GrantPolicy | None:
+        with self.vault.store.session() as tx:
+            return tx.grant_policy(grant_id)
+
+    def grants(self, principal: Principal) -> list[GrantPolicy]:
+        """The grants the caller gave (as a patient) or holds (as a grantee)."""
+        with self.vault.store.session() as tx:
+            given = tx.grant_policies(patient=principal.address) if principal.role is Role.PATIENT else []
+            held = tx.grant_policies(grantee=principal.address)
+        return sorted({g.grant_id: g for g in [*given, *held]}.values(), key=lambda g: g.granted_at)
+
+    def erase(self, principal: Principal, resource_type: str, resource_id: str) -> int:
+        """Crypto-shred a resource (every version); only its patient may."""
+        with self.vault.store.session() as tx:
+            head = tx.head(resource_type, resource_id)
+            if head is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+            if principal.address != head.patient:
+                raise Forbidden("only the patient erases a resource from their record")
+            return tx.erase(resource_type, resource_id)
+
+
+def utc_seconds(dt: datetime) -> int:
+    return int(dt.astimezone(UTC).timestamp())

@@ -1,0 +1,86 @@
+"""``pchr audit ledger``: audit a vault's consent ledger over HTTP, remembering the last checkpoint seen."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from consent_chain.audit import audit_ledger
+from consent_chain.errors import ForkError, NoteError
+from consent_chain.note import Checkpoint, Verifier
+
+__all__ = ["HttpLedgerSource", "run_ledger_audit"]
+
+
+class HttpLedgerSource:
+    """The ledger's public API as the audit's :class:`~consent_chain.audit.LedgerSource`."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def _get(self, path: str, **params: int) -> httpx.Response:
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response
+
+    def checkpoint(self) -> str:
+        return self._get("/ledger/checkpoint").text
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        return [base64.b64decode(e) for e in self._get("/ledger/entries", start=start, end=end).json()["entries"]]
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        data = self._get("/ledger/proof/inclusion", index=index, size=size).json()
+        return [base64.b64decode(p) for p in data["proof"]]
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        data = self._get("/ledger/proof/consistency", old=old_size, new=new_size).json()
+        return [base64.b64decode(p) for p in data["proof"]]
+
+
+def run_ledger_audit(
+    vault: str, state: Path, vkey: str | None, *, echo: Callable[[str], None] = print, http: httpx.Client | None = None
+) -> int:
+    """Audit and print a report; returns 0 when clean, 1 when anything failed."""
+    saved = json.loads(state.read_text()) if state.exists() else {}
+    client = http or httpx.Client(base_url=vault, timeout=60)
+    try:
+        pinned = vkey or saved.get("key") or client.get("/ledger/key").text.strip()
+        if not (vkey or saved.get("key")):
+            echo(f"pinning the operator key on first use: {pinned}")
+        verifier = Verifier.from_vkey(pinned)
+        previous = Checkpoint.from_text(saved["checkpoint"]) if "checkpoint" in saved else None
+        try:
+            report = audit_ledger(HttpLedgerSource(client), verifier, previous=previous)
+        except ForkError as exc:
+            echo(f"FORK: {exc}")
+            echo(f"  seen before: size {exc.old.size} root {exc.old.root_hash.hex()}")
+            echo(f"  served now:  size {exc.new.size} root {exc.new.root_hash.hex()}")
+            return 1
+        except NoteError as exc:
+            echo(f"BAD CHECKPOINT: {exc}")
+            return 1
+    finally:
+        if http is None:
+            client.close()
+    cp = report.checkpoint
+    echo(f"checkpoint {cp.origin}: {cp.size} entries, root {cp.root_hash.hex()[:16]}…, signature valid")
+    if previous is not None:
+        echo(f"consistent with the checkpoint seen before (size {previous.size})")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items()))
+    if not report.altered:
+        echo(f"every entry is included in the signed root ({counts})")
+    for index in report.altered:
+        echo(f"ALTERED: entry {index} is not what the log committed to")
+    for problem in report.problems:
+        echo(f"PROBLEM: {problem}")
+    if report.clean:
+        echo(f"the grant tree replayed from the public events gives the signed grant root {str(cp.grant_root)[:20]}…")
+        state.write_text(json.dumps({"key": pinned, "checkpoint": cp.to_text()}, indent=2))
+        echo("audit clean")
+        return 0
+    return 1

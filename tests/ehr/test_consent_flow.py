@@ -1,0 +1,150 @@
+"""Grants enforced by the vault: grant -> the clinician reads what is in scope -> access log -> revoke -> refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.auditevent import AuditEvent
+
+from consent_chain.audit import audit_ledger
+from consent_chain.note import Verifier
+from ehr.client import VaultClient, VaultClientError
+from ehr.demo import synthetic_record
+from ehr.transaction import assign_patient
+from tests.conftest import Clock
+
+LAB = "laboratory"
+
+
+def _category(resource: dict) -> set[str]:
+    return {c["code"] for cat in resource.get("category", []) for c in cat.get("coding", [])}
+
+
+@pytest.fixture
+def record(patient: VaultClient) -> dict:
+    bundle = assign_patient(synthetic_record(seed=5), patient.address)
+    patient.transaction(bundle, patient=patient.address)
+    return bundle
+
+
+def test_grant_read_log_revoke(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock
+) -> None:
+    observations = patient.everything("Observation")
+    labs = [o for o in observations if LAB in _category(o)]
+    vitals = [o for o in observations if "vital-signs" in _category(o)]
+    assert labs
+    assert vitals
+
+    # Without a grant: refused.
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Observation", labs[0]["id"])
+    assert refused.value.status == 403
+
+    grant = patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=7))
+    assert grant["keysShared"] == len(labs)
+    assert grant["entryIndex"] >= 2  # after the two KEY entries
+
+    # In scope: readable, decrypted on the clinician's side. Out of scope: refused by the missing key.
+    assert clinician.read("Observation", labs[0]["id"])["valueQuantity"] == labs[0]["valueQuantity"]
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Observation", vitals[0]["id"])
+    assert refused.value.status == 403
+    assert "does not cover" in refused.value.message
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Condition", patient.everything("Condition")[0]["id"])
+    assert refused.value.status == 403
+    found = clinician.everything("Observation", [("patient", patient.address)])
+    assert sorted(o["id"] for o in found) == sorted(o["id"] for o in labs)
+
+    # New lab results the patient adds later are shared automatically.
+    new_lab = dict(labs[0])
+    new_lab.pop("id")
+    created = patient.create(new_lab)
+    assert clinician.read("Observation", created["id"])["code"] == labs[0]["code"]
+
+    # The patient sees who read what.
+    log = patient.access_log()
+    assert log
+    for event in log:
+        AuditEvent.model_validate(event)
+        assert event["agent"][0]["who"]["identifier"]["value"] == clinician.address
+    assert any(labs[0]["id"] in json.dumps(e["entity"]) for e in log)
+
+    # Revoke: keys deleted, next request refused.
+    clock.advance(minutes=1)
+    revoked = patient.revoke(grant["grantId"])
+    assert revoked["keysDeleted"] == len(labs) + 1
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Observation", labs[0]["id"])
+    assert refused.value.status == 403
+    assert clinician.everything("Observation") == []
+
+    # And the ledger audits clean from public data.
+    verifier = Verifier.from_vkey(http.get("/ledger/key").text.strip())
+
+    class Source:
+        def checkpoint(self) -> str:
+            return http.get("/ledger/checkpoint").text
+
+        def entries(self, start: int, end: int) -> list[bytes]:
+            import base64
+
+            data = http.get("/ledger/entries", params={"start": start, "end": end}).json()
+            return [base64.b64decode(e) for e in data["entries"]]
+
+        def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+            raise AssertionError("not needed for a clean ledger")
+
+        def consistency_proof(self, old: int, new: int) -> list[bytes]:
+            raise AssertionError("no previous checkpoint")
+
+    report = audit_ledger(Source(), verifier)
+    assert report.clean
+    assert report.counts == {"KEY": 2, "GRANT": 1, "REVOKE": 1}
+
+
+def test_expired_grant_reads_nothing(patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock) -> None:
+    lab = next(o for o in patient.everything("Observation") if LAB in _category(o))
+    patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(hours=1))
+    assert clinician.read("Observation", lab["id"])["id"] == lab["id"]
+    clock.advance(hours=2)
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Observation", lab["id"])
+    assert refused.value.status == 403
+
+
+def test_only_the_patient_revokes(patient: VaultClient, other_patient: VaultClient, clinician: VaultClient,
+                                  clock: Clock) -> None:
+    grant = patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
+    with pytest.raises(VaultClientError) as refused:
+        other_patient.revoke(grant["grantId"])
+    assert refused.value.status == 403
+    with pytest.raises(VaultClientError) as refused:
+        patient.revoke("00" * 32)
+    assert refused.value.status == 404
+
+
+def test_erase_crypto_shreds(patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock,
+                             db_path) -> None:
+    lab = next(o for o in patient.everything("Observation") if LAB in _category(o))
+    patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
+    patient.erase("Observation", lab["id"])
+    for reader in (patient, clinician):
+        with pytest.raises(VaultClientError) as refused:
+            reader.read("Observation", lab["id"])
+        assert refused.value.status in (403, 410)
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        keys = conn.execute("SELECT COUNT(*) FROM wrapped_key WHERE resource_id = ?", (lab["id"],)).fetchone()[0]
+        blobs = conn.execute(
+            "SELECT COUNT(*) FROM resource_version WHERE resource_id = ? AND ciphertext IS NOT NULL", (lab["id"],)
+        ).fetchone()[0]
+    assert (keys, blobs) == (0, 0)
+    with pytest.raises(VaultClientError) as refused:
+        clinician.erase("Observation", patient.everything("Observation")[0]["id"])
+    assert refused.value.status == 403
