@@ -20,7 +20,7 @@ from consent_chain import merkle
 from consent_chain.eip712 import Domain
 from consent_chain.entries import Entry, KeyEntry, decode_entry
 from consent_chain.note import Checkpoint, Signer, sign_checkpoint
-from consent_chain.rules import GrantRecord, LedgerView, check_entry
+from consent_chain.rules import GrantRecord, LedgerView, check_state, verify_signature
 from consent_chain.state_tree import MerklePath
 
 __all__ = ["Appended", "Ledger", "LedgerBackend"]
@@ -31,12 +31,11 @@ CheckFn = Callable[[LedgerView, Entry], Entry]
 
 @dataclass(frozen=True)
 class Appended:
-    """One appended entry: where it is in the log, as stamped, and the grant-tree root after it."""
+    """One appended entry: where it is in the log, as stamped, and (for a GRANT) its leaf in the grant tree."""
 
     index: int
     entry: Entry
-    grant_root: int
-    leaf_index: int | None = None  # for a GRANT: its leaf in the grant tree
+    leaf_index: int | None = None
 
 
 class LedgerBackend(Protocol):
@@ -56,13 +55,22 @@ class LedgerBackend(Protocol):
 
     def next_nonce(self, patient: str) -> int: ...
 
-    def grant_root(self) -> int: ...
+    def sync(self) -> tuple[int, int]:
+        """Bring the grant tree up to the log's current size, atomically; returns (size, grant root).
 
-    def grant_roots(self) -> list[tuple[int, int]]:
-        """(entry index, grant root after it) for every GRANT and REVOKE, in log order."""
+        The grant tree is derived state: appends only assign leaves, and the tree is hashed a batch at a time here
+        (for a checkpoint, a membership path or the current root), each shared ancestor once. Its root after the
+        first n entries is a function of those entries, so anyone recomputes it by replay.
+        """
         ...
 
-    def grant_path(self, leaf_index: int) -> MerklePath: ...
+    def grant_roots(self) -> list[tuple[int, int]]:
+        """(log size, grant root after that many entries) for every size the tree was synced to, ascending."""
+        ...
+
+    def grant_path(self, leaf_index: int) -> tuple[int, int, MerklePath]:
+        """Sync, then (size, grant root, the leaf's membership path) of one consistent state."""
+        ...
 
 
 class Ledger:
@@ -85,10 +93,15 @@ class Ledger:
         self._signed: tuple[int, str] | None = None
 
     def append(self, entries: Sequence[Entry]) -> list[Appended]:
-        """Check and append entries atomically (AppendRefused names the first refused entry's reason)."""
+        """Check and append entries atomically (AppendRefused names the first refused entry's reason).
+
+        Signatures are verified first, outside the backend's lock, so several server processes verify in
+        parallel; the state checks run inside the backend's transaction.
+        """
+        for entry in entries:
+            verify_signature(entry, domain=self.domain)
         now = int(self._clock().timestamp())
-        domain = self.domain
-        return self.backend.append(entries, lambda view, entry: check_entry(view, entry, domain=domain, now=now))
+        return self.backend.append(entries, lambda view, entry: check_state(view, entry, now=now))
 
     def size(self) -> int:
         return self.backend.size()
@@ -107,9 +120,9 @@ class Ledger:
 
     def checkpoint(self) -> str:
         """The signed checkpoint of the current tree (cached per size: signing is cheap but not free)."""
-        size = self.size()
+        size, grant_root = self.backend.sync()
         if self._signed is None or self._signed[0] != size:
-            checkpoint = Checkpoint(self.origin, size, self.root(size), self.backend.grant_root())
+            checkpoint = Checkpoint(self.origin, size, self.root(size), grant_root)
             self._signed = (size, sign_checkpoint(checkpoint, self.signer))
         return self._signed[1]
 
@@ -123,10 +136,11 @@ class Ledger:
         return self.backend.next_nonce(patient)
 
     def grant_root(self) -> int:
-        return self.backend.grant_root()
+        """The grant root of the whole log as it is now."""
+        return self.backend.sync()[1]
 
     def grant_roots(self) -> list[tuple[int, int]]:
         return self.backend.grant_roots()
 
-    def grant_path(self, leaf_index: int) -> MerklePath:
+    def grant_path(self, leaf_index: int) -> tuple[int, int, MerklePath]:
         return self.backend.grant_path(leaf_index)

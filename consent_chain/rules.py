@@ -23,7 +23,7 @@ from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, Revo
 from consent_chain.errors import AppendRefused, SignatureError
 from ehr.identity import ActorPublic, BindingError, Role
 
-__all__ = ["MAX_SKEW", "GrantRecord", "LedgerView", "check_entry"]
+__all__ = ["MAX_SKEW", "GrantRecord", "LedgerView", "check_entry", "check_state", "verify_signature"]
 
 MAX_SKEW = 600  # seconds: a signed grant or revocation must be submitted within ten minutes of signing
 
@@ -68,21 +68,35 @@ def _fresh(view: LedgerView, entry: GrantEntry | RevokeEntry, now: int) -> None:
         raise AppendRefused("replay", f"nonce {entry.nonce} is not the patient's next ({expected})")
 
 
-def check_entry(view: LedgerView, entry: Entry, *, domain: Domain, now: int) -> Entry:
-    """Check ``entry`` against the ledger state; return it stamped with the ledger's time, or AppendRefused."""
-    time = max(now, view.last_time())
+def verify_signature(entry: Entry, *, domain: Domain) -> None:
+    """The stateless half of the rules: the entry's signature is well formed and made by the key it names.
+
+    Run before the backend's transaction (in parallel, off the lock); :func:`check_state` does the rest inside.
+    """
     if isinstance(entry, KeyEntry):
-        if view.actor_key(entry.actor) is not None:
-            raise AppendRefused("duplicate", "this actor already has a key binding on the ledger")
         try:
             ActorPublic.from_binding(entry.actor, entry.role, entry.x25519_public, entry.binding_signature)
         except BindingError as exc:
             raise AppendRefused("bad-signature", f"key binding does not verify: {exc}") from exc
+    elif isinstance(entry, GrantEntry | RevokeEntry):
+        _signer_is(domain, entry, entry.patient)
+    elif not isinstance(entry, AttestEntry):
+        raise TypeError(f"not a ledger entry: {type(entry).__name__}")
+
+
+def check_state(view: LedgerView, entry: Entry, *, now: int) -> Entry:
+    """The stateful half: check ``entry`` against the ledger as the append transaction sees it.
+
+    Returns the entry stamped with the ledger's time (which never goes back), or raises AppendRefused.
+    """
+    time = max(now, view.last_time())
+    if isinstance(entry, KeyEntry):
+        if view.actor_key(entry.actor) is not None:
+            raise AppendRefused("duplicate", "this actor already has a key binding on the ledger")
     elif isinstance(entry, GrantEntry):
         key = view.actor_key(entry.patient)
         if key is None or key.role is not Role.PATIENT:
             raise AppendRefused("unregistered", "the grant's patient has no patient key on the ledger")
-        _signer_is(domain, entry, entry.patient)
         if view.grant(entry.grant_id) is not None:
             raise AppendRefused("duplicate", "a grant with this id is already on the ledger")
         _fresh(view, entry, time)
@@ -90,7 +104,6 @@ def check_entry(view: LedgerView, entry: Entry, *, domain: Domain, now: int) -> 
         record = view.grant(entry.grant_id)
         if record is None:
             raise AppendRefused("unknown-grant", "no grant with this id is on the ledger")
-        _signer_is(domain, entry, entry.patient)
         if record.patient != entry.patient:
             raise AppendRefused("not-your-grant", "only the grant's own patient may revoke it")
         if record.revoked:
@@ -99,3 +112,9 @@ def check_entry(view: LedgerView, entry: Entry, *, domain: Domain, now: int) -> 
     elif not isinstance(entry, AttestEntry):
         raise TypeError(f"not a ledger entry: {type(entry).__name__}")
     return dataclasses.replace(entry, time=time)
+
+
+def check_entry(view: LedgerView, entry: Entry, *, domain: Domain, now: int) -> Entry:
+    """Both halves: the signature, then the state."""
+    verify_signature(entry, domain=domain)
+    return check_state(view, entry, now=now)

@@ -202,6 +202,26 @@ class GrantTree:
         """Overwrite an existing leaf (0 empties it). The ledger only appends and revokes; this is the primitive."""
         self.update({index: value})
 
+    def advance(self, commitments: Sequence[int], revoked: Iterable[int]) -> range:
+        """Append ``commitments`` and empty the ``revoked`` leaves (old or just appended) in one pass.
+
+        The ledger syncs the tree this way, a batch of log entries at a time: every shared ancestor is hashed once,
+        and the result is the tree a one-by-one replay of the same events gives.
+        """
+        for value in commitments:
+            if not _is_field_element(value) or value == EMPTY_LEAF:
+                raise ValueError("a grant commitment is a non-zero field element (0 < c < r); 0 marks an empty leaf")
+        if self._size + len(commitments) > self.capacity:
+            raise IndexError(f"the grant tree is full: {self.capacity} leaves at depth {self._depth}")
+        indices = range(self._size, self._size + len(commitments))
+        leaves = dict(zip(indices, commitments, strict=True))
+        self._size += len(commitments)
+        for index in revoked:
+            self._check_index(index)
+            leaves[index] = EMPTY_LEAF
+        self._write(leaves)
+        return indices
+
     def update(self, leaves: Mapping[int, int]) -> None:
         """Overwrite several existing leaves, hashing each shared ancestor once."""
         for index, value in leaves.items():

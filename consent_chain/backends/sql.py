@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, create_engine
 
@@ -40,6 +40,7 @@ class LedgerHeadRow(SQLModel, table=True):
     size: int
     last_time: int
     grant_leaves: int
+    tree_size: int  # the log size the grant-tree nodes reflect
 
 
 class LedgerEntryRow(SQLModel, table=True):
@@ -73,8 +74,9 @@ class LedgerGrantRow(SQLModel, table=True):
     grant_id: bytes = Field(primary_key=True)
     patient: str = Field(index=True, max_length=42)
     leaf_index: int = Field(unique=True)
-    entry_idx: int
-    revoked_idx: int | None = None
+    entry_idx: int = Field(index=True)
+    revoked_idx: int | None = Field(default=None, index=True)
+    commitment: bytes
 
 
 class GrantNodeRow(SQLModel, table=True):
@@ -87,8 +89,10 @@ class GrantNodeRow(SQLModel, table=True):
 
 
 class GrantRootRow(SQLModel, table=True):
+    """The grant root after the first ``size`` entries, for each size the tree was synced to."""
+
     __tablename__ = "grant_root"
-    entry_idx: int = Field(primary_key=True)
+    size: int = Field(primary_key=True)
     root: bytes
 
 
@@ -100,6 +104,25 @@ _NONCE = LedgerNonceRow.__table__  # type: ignore[attr-defined]
 _GRANT = LedgerGrantRow.__table__  # type: ignore[attr-defined]
 _GNODE = GrantNodeRow.__table__  # type: ignore[attr-defined]
 _GROOT = GrantRootRow.__table__  # type: ignore[attr-defined]
+_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size)
+_UPDATE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(
+        size=bindparam("size"),
+        last_time=bindparam("last_time"),
+        grant_leaves=bindparam("grant_leaves"),
+        tree_size=bindparam("tree_size"),
+    )
+)
+_SELECT_ACTOR_KEY = (
+    select(_ENTRY.c.data)
+    .select_from(_KEY.join(_ENTRY, _ENTRY.c.idx == _KEY.c.entry_idx))
+    .where(_KEY.c.address == bindparam("address"))
+)
+_SELECT_NONCE = select(_NONCE.c.next_nonce).where(_NONCE.c.patient == bindparam("patient"))
+_UPDATE_NONCE = update(_NONCE).where(_NONCE.c.patient == bindparam("p")).values(next_nonce=bindparam("n"))
+_SELECT_GRANT = select(_GRANT).where(_GRANT.c.grant_id == bindparam("grant_id"))
 _TABLES = [_HEAD, _ENTRY, _NODE, _KEY, _NONCE, _GRANT, _GNODE, _GROOT]
 
 
@@ -144,36 +167,63 @@ class _SqlGrantNodes:
 
 
 class _View:
-    """The state the append rules read, from inside the append transaction."""
+    """The state the append rules read, from inside the append transaction.
+
+    A batch's rows are written together at its end (one executemany per table), so the view overlays what the
+    batch has appended so far on what the database holds.
+    """
 
     def __init__(self, conn: Connection, head: dict[str, int]) -> None:
         self._c = conn
         self._head = head
+        self.pending_entries: dict[int, bytes] = {}
+        self.pending_keys: dict[str, int] = {}
+        self.pending_nonces: dict[str, int] = {}
+        self.pending_grants: dict[bytes, GrantRecord] = {}
+        self._stored_nonces: dict[str, int | None] = {}
 
     def actor_key(self, address: str) -> KeyEntry | None:
-        row = self._c.execute(
-            select(_ENTRY.c.data)
-            .select_from(_KEY.join(_ENTRY, _ENTRY.c.idx == _KEY.c.entry_idx))
-            .where(_KEY.c.address == address)
-        ).first()
-        if row is None:
-            return None
-        entry = decode_entry(row.data)
+        if address in self.pending_keys:
+            entry = decode_entry(self.pending_entries[self.pending_keys[address]])
+        else:
+            row = self._c.execute(_SELECT_ACTOR_KEY, {"address": address}).first()
+            if row is None:
+                return None
+            entry = decode_entry(row.data)
         assert isinstance(entry, KeyEntry)
         return entry
 
+    def _stored_nonce(self, patient: str) -> int | None:
+        if patient not in self._stored_nonces:
+            row = self._c.execute(_SELECT_NONCE, {"patient": patient}).first()
+            self._stored_nonces[patient] = int(row.next_nonce) if row is not None else None
+        return self._stored_nonces[patient]
+
     def next_nonce(self, patient: str) -> int:
-        row = self._c.execute(select(_NONCE.c.next_nonce).where(_NONCE.c.patient == patient)).first()
-        return int(row.next_nonce) if row is not None else 0
+        if patient in self.pending_nonces:
+            return self.pending_nonces[patient]
+        return self._stored_nonce(patient) or 0
 
     def grant(self, grant_id: bytes) -> GrantRecord | None:
-        row = self._c.execute(select(_GRANT).where(_GRANT.c.grant_id == grant_id)).first()
+        if grant_id in self.pending_grants:
+            return self.pending_grants[grant_id]
+        row = self._c.execute(_SELECT_GRANT, {"grant_id": grant_id}).first()
         if row is None:
             return None
         return GrantRecord(row.grant_id, row.patient, row.leaf_index, row.entry_idx, row.revoked_idx is not None)
 
     def last_time(self) -> int:
         return self._head["last_time"]
+
+    def write_nonces(self) -> None:
+        inserts = [
+            {"patient": p, "next_nonce": n} for p, n in self.pending_nonces.items() if self._stored_nonce(p) is None
+        ]
+        if inserts:
+            self._c.execute(insert(_NONCE), inserts)
+        for patient, nonce in self.pending_nonces.items():
+            if self._stored_nonce(patient) is not None:
+                self._c.execute(_UPDATE_NONCE, {"p": patient, "n": nonce})
 
 
 class SqlLedgerBackend:
@@ -193,90 +243,136 @@ class SqlLedgerBackend:
         # Another process may create the head row first: then this insert fails, and that is fine.
         with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
             if conn.execute(select(_HEAD.c.id)).first() is None:
-                conn.execute(insert(_HEAD), {"id": 1, "size": 0, "last_time": 0, "grant_leaves": 0})
+                conn.execute(insert(_HEAD), {"id": 1, "size": 0, "last_time": 0, "grant_leaves": 0, "tree_size": 0})
         self._log_nodes: dict[tuple[int, int], bytes] = {}
-        self._grant_nodes: dict[tuple[int, int], int] = {}
-        self._grant_nodes_at = -1  # the log size the grant-node cache is valid for
 
     # -- append -----------------------------------------------------------------------------------
     def append(self, entries: Sequence[Entry], check: Callable[[LedgerView, Entry], Entry]) -> list[Appended]:
+        created: dict[tuple[int, int], bytes] = {}
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size))  # take the lock
-                row = conn.execute(select(_HEAD).where(_HEAD.c.id == 1)).one()
-                head = {"size": row.size, "last_time": row.last_time, "grant_leaves": row.grant_leaves}
-                if self._grant_nodes_at != head["size"]:
-                    self._grant_nodes.clear()
-                nodes = _SqlGrantNodes(conn, self._grant_nodes)
-                tree = GrantTree(nodes, size=head["grant_leaves"])
+                head = self._lock_head(conn)
                 view = _View(conn, head)
-                created: dict[tuple[int, int], bytes] = {}
-                appended = [self._append_one(conn, view, head, tree, created, check(view, e)) for e in entries]
-                nodes.flush()
-                conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(**head))
+                rows: dict[str, list[dict[str, Any]]] = {"entry": [], "node": [], "key": [], "grant": []}
+                appended = [self._append_one(conn, view, head, created, rows, check(view, e)) for e in entries]
+                for table, name in ((_ENTRY, "entry"), (_NODE, "node"), (_KEY, "key"), (_GRANT, "grant")):
+                    if rows[name]:
+                        conn.execute(insert(table), rows[name])
+                view.write_nonces()
+                conn.execute(_UPDATE_HEAD, head)
         except IntegrityError as exc:
-            self._grant_nodes.clear()
             raise AppendRefused("conflict", "a concurrent append collided with this one; retry") from exc
-        except BaseException:
-            self._grant_nodes.clear()  # the rolled-back transaction may have cached unwritten nodes
-            raise
         # Only now, after the commit: a rolled-back batch must leave no node in the cache.
         self._log_nodes.update(created)
-        self._grant_nodes_at = head["size"]
         return appended
+
+    def _lock_head(self, conn: Connection) -> dict[str, int]:
+        conn.execute(_LOCK_HEAD)  # an UPDATE: SQLite's write lock, PostgreSQL's row lock, until commit
+        row = conn.execute(select(_HEAD).where(_HEAD.c.id == 1)).one()
+        return {
+            "size": row.size,
+            "last_time": row.last_time,
+            "grant_leaves": row.grant_leaves,
+            "tree_size": row.tree_size,
+        }
 
     def _append_one(
         self,
         conn: Connection,
         view: _View,
         head: dict[str, int],
-        tree: GrantTree,
         created: dict[tuple[int, int], bytes],
+        rows: dict[str, list[dict[str, Any]]],
         entry: Entry,
     ) -> Appended:
         index = head["size"]
         data = entry.to_bytes()
-        conn.execute(insert(_ENTRY), {"idx": index, "kind": int(entry.entry_type), "data": data})
+        rows["entry"].append({"idx": index, "kind": int(entry.entry_type), "data": data})
         fresh = merkle.new_nodes(
             index, merkle.hash_leaf(data), lambda lv, ix: created.get((lv, ix)) or self._node(conn, lv, ix)
         )
-        conn.execute(insert(_NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in fresh])
+        rows["node"].extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in fresh)
         created.update(((lv, ix), h) for lv, ix, h in fresh)
+        view.pending_entries[index] = data
         leaf_index = None
         if isinstance(entry, KeyEntry):
-            conn.execute(insert(_KEY), {"address": entry.actor, "entry_idx": index})
+            rows["key"].append({"address": entry.actor, "entry_idx": index})
+            view.pending_keys[entry.actor] = index
         elif isinstance(entry, GrantEntry | RevokeEntry):
-            self._bump_nonce(conn, view, entry.patient)
+            view.pending_nonces[entry.patient] = view.next_nonce(entry.patient) + 1
             if isinstance(entry, GrantEntry):
-                leaf_index = tree.append(entry.commitment)
-                conn.execute(
-                    insert(_GRANT),
+                leaf_index = head["grant_leaves"]
+                head["grant_leaves"] += 1
+                rows["grant"].append(
                     {
                         "grant_id": entry.grant_id,
                         "patient": entry.patient,
                         "leaf_index": leaf_index,
                         "entry_idx": index,
                         "revoked_idx": None,
-                    },
+                        "commitment": _fe(entry.commitment),
+                    }
                 )
-                head["grant_leaves"] = tree.size
+                view.pending_grants[entry.grant_id] = GrantRecord(
+                    entry.grant_id, entry.patient, leaf_index, index, False
+                )
             else:
                 record = view.grant(entry.grant_id)
                 assert record is not None  # the rules checked it
-                tree.revoke(record.leaf_index)
-                conn.execute(update(_GRANT).where(_GRANT.c.grant_id == entry.grant_id).values(revoked_idx=index))
-            conn.execute(insert(_GROOT), {"entry_idx": index, "root": _fe(tree.root)})
+                view.pending_grants[entry.grant_id] = GrantRecord(
+                    record.grant_id, record.patient, record.leaf_index, record.entry_index, True
+                )
+                if entry.grant_id in {r["grant_id"] for r in rows["grant"]}:
+                    for r in rows["grant"]:
+                        if r["grant_id"] == entry.grant_id:
+                            r["revoked_idx"] = index
+                else:
+                    conn.execute(update(_GRANT).where(_GRANT.c.grant_id == entry.grant_id).values(revoked_idx=index))
         head["size"] = index + 1
         head["last_time"] = entry.time
-        return Appended(index, entry, tree.root, leaf_index)
+        return Appended(index, entry, leaf_index)
 
-    @staticmethod
-    def _bump_nonce(conn: Connection, view: _View, patient: str) -> None:
-        current = view.next_nonce(patient)
-        if current == 0:
-            conn.execute(insert(_NONCE), {"patient": patient, "next_nonce": 1})
-        else:
-            conn.execute(update(_NONCE).where(_NONCE.c.patient == patient).values(next_nonce=current + 1))
+    # -- the grant tree, synced a batch at a time ---------------------------------------------------
+    def sync(self) -> tuple[int, int]:
+        with self.engine.begin() as conn:
+            head = self._lock_head(conn)
+            root = self._sync(conn, head)
+            return head["size"], root
+
+    def grant_path(self, leaf_index: int) -> tuple[int, int, MerklePath]:
+        with self.engine.begin() as conn:
+            head = self._lock_head(conn)
+            root = self._sync(conn, head)
+            tree = GrantTree(_SqlGrantNodes(conn, {}), size=head["grant_leaves"])
+            return head["size"], root, tree.path(leaf_index)
+
+    def _sync(self, conn: Connection, head: dict[str, int]) -> int:
+        """Apply the GRANT/REVOKE entries since the last sync to the grant tree; returns the root at head size."""
+        size, synced = head["size"], head["tree_size"]
+        nodes = _SqlGrantNodes(conn, {})
+        if synced == size:
+            leaves_before = head["grant_leaves"]
+            stored = conn.execute(select(_GROOT.c.root).where(_GROOT.c.size == size)).first()
+            if stored is not None:
+                return int.from_bytes(stored.root, "big")
+            return GrantTree(nodes, size=leaves_before).root
+        new = conn.execute(
+            select(_GRANT.c.leaf_index, _GRANT.c.commitment)
+            .where(_GRANT.c.entry_idx >= synced, _GRANT.c.entry_idx < size)
+            .order_by(_GRANT.c.leaf_index)
+        ).all()
+        revoked = conn.execute(
+            select(_GRANT.c.leaf_index).where(_GRANT.c.revoked_idx >= synced, _GRANT.c.revoked_idx < size)
+        ).all()
+        leaves_before = head["grant_leaves"] - len(new)
+        tree = GrantTree(nodes, size=leaves_before)
+        tree.advance([int.from_bytes(r.commitment, "big") for r in new], [r.leaf_index for r in revoked])
+        nodes.flush()
+        root = tree.root
+        conn.execute(insert(_GROOT), {"size": size, "root": _fe(root)})
+        head["tree_size"] = size
+        conn.execute(_UPDATE_HEAD, head)
+        return root
 
     # -- reads ------------------------------------------------------------------------------------
     @contextmanager
@@ -324,20 +420,10 @@ class SqlLedgerBackend:
         with self._read() as conn:
             return _View(conn, {"last_time": 0}).actor_key(address)
 
-    def grant_root(self) -> int:
-        with self._read() as conn:
-            leaves = conn.execute(select(_HEAD.c.grant_leaves).where(_HEAD.c.id == 1)).scalar_one()
-            return GrantTree(_SqlGrantNodes(conn, {}), size=int(leaves)).root
-
     def grant_roots(self) -> list[tuple[int, int]]:
         with self._read() as conn:
-            rows = conn.execute(select(_GROOT).order_by(_GROOT.c.entry_idx))
-            return [(int(r.entry_idx), int.from_bytes(r.root, "big")) for r in rows]
-
-    def grant_path(self, leaf_index: int) -> MerklePath:
-        with self._read() as conn:
-            leaves = conn.execute(select(_HEAD.c.grant_leaves).where(_HEAD.c.id == 1)).scalar_one()
-            return GrantTree(_SqlGrantNodes(conn, {}), size=int(leaves)).path(leaf_index)
+            rows = conn.execute(select(_GROOT).order_by(_GROOT.c.size))
+            return [(int(r.size), int.from_bytes(r.root, "big")) for r in rows]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

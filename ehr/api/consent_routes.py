@@ -69,7 +69,6 @@ async def grant(body: JsonBody, principal: CurrentPrincipal, consents: ConsentsD
             **_policy_json(policy),
             "entryIndex": appended.index,
             "leafIndex": appended.leaf_index,
-            "grantRoot": str(appended.grant_root),
         },
         status_code=201,
     )
@@ -103,7 +102,7 @@ async def revoke(grant_id: str, body: JsonBody, principal: CurrentPrincipal, con
     nonce, issued_at, signature = _signed(body)
     entry = RevokeEntry(_grant_id(grant_id), principal.address, nonce, issued_at, signature)
     appended, deleted = await run_in_threadpool(consents.revoke, principal, entry)
-    return JSONResponse({"entryIndex": appended.index, "grantRoot": str(appended.grant_root), "keysDeleted": deleted})
+    return JSONResponse({"entryIndex": appended.index, "keysDeleted": deleted})
 
 
 @router.post("/{resource_type}/{resource_id}/$erase")

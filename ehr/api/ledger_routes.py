@@ -79,9 +79,9 @@ async def nonce(address: str, ledger: LedgerDep) -> Response:
 
 @router.get("/grant-roots")
 async def grant_roots(ledger: LedgerDep) -> Response:
-    """Every grant root the ledger has had, with the entry that produced it (for proof verifiers)."""
+    """The grant root at every log size the tree was synced to (each checkpoint's size among them)."""
     roots = await run_in_threadpool(ledger.grant_roots)
-    return JSONResponse({"roots": [{"entry": i, "root": str(r)} for i, r in roots]})
+    return JSONResponse({"roots": [{"size": n, "root": str(r)} for n, r in roots]})
 
 
 @router.get("/grants/{grant_id}/path")
@@ -100,11 +100,7 @@ async def grant_path(grant_id: str, principal: CurrentPrincipal, ledger: LedgerD
         parties.add(policy.grantee)
     if principal.address not in parties:
         raise Forbidden("membership paths are served to the grant's parties only")
-    path = await run_in_threadpool(ledger.grant_path, record.leaf_index)
+    size, root, path = await run_in_threadpool(ledger.grant_path, record.leaf_index)
     return JSONResponse(
-        {
-            "leafIndex": record.leaf_index,
-            "siblings": [str(s) for s in path.siblings],
-            "root": str(await run_in_threadpool(ledger.grant_root)),
-        }
+        {"leafIndex": record.leaf_index, "siblings": [str(s) for s in path.siblings], "root": str(root), "size": size}
     )
