@@ -365,6 +365,7 @@ class VaultClient:
         body = {"grant": grant.to_json(), "nonce": nonce, "issuedAt": message.issued_at, "signature": signature.hex()}
         record = self._check(self._request("POST", "/consent/grants", json=body))
         record["keysShared"] = self.share_under(record)
+        record["opening"] = grant.to_json()  # the patient keeps it (and gives it to the grantee) for proofs
         return record
 
     def share_under(self, record: dict[str, Any]) -> int:

@@ -117,8 +117,9 @@ def test_expired_grant_reads_nothing(patient: VaultClient, clinician: VaultClien
     assert refused.value.status == 403
 
 
-def test_only_the_patient_revokes(patient: VaultClient, other_patient: VaultClient, clinician: VaultClient,
-                                  clock: Clock) -> None:
+def test_only_the_patient_revokes(
+    patient: VaultClient, other_patient: VaultClient, clinician: VaultClient, clock: Clock
+) -> None:
     grant = patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
     with pytest.raises(VaultClientError) as refused:
         other_patient.revoke(grant["grantId"])
@@ -128,8 +129,7 @@ def test_only_the_patient_revokes(patient: VaultClient, other_patient: VaultClie
     assert refused.value.status == 404
 
 
-def test_erase_crypto_shreds(patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock,
-                             db_path) -> None:
+def test_erase_crypto_shreds(patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock, db_path) -> None:
     lab = next(o for o in patient.everything("Observation") if LAB in _category(o))
     patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
     patient.erase("Observation", lab["id"])

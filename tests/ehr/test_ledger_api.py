@@ -1,0 +1,224 @@
+"""The ledger's HTTP API and the consent CLI: public proofs, parties-only paths, bad input, and the audit."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from consent_chain import merkle
+from consent_chain.grants import Grant
+from consent_chain.note import Verifier, verify_checkpoint
+from consent_chain.state_tree import MerklePath, verify_path
+from ehr._serve import serve_in_thread
+from ehr.api import create_app
+from ehr.cli import main
+from ehr.client import VaultClient
+from ehr.demo import synthetic_record
+from ehr.ledger_audit import run_ledger_audit
+from ehr.settings import Settings
+from tests.conftest import Clock
+
+
+def _b64(items: list[str]) -> list[bytes]:
+    return [base64.b64decode(i) for i in items]
+
+
+def test_public_ledger_api_serves_verifiable_proofs(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock
+) -> None:
+    patient.grant(clinician.address, ["laboratory"], expiry=clock.now + timedelta(days=1))
+    verifier = Verifier.from_vkey(http.get("/ledger/key").text.strip())
+    checkpoint = verify_checkpoint(http.get("/ledger/checkpoint").text, verifier)
+    assert checkpoint.size == 3  # two KEY entries and one GRANT
+    entries = _b64(http.get("/ledger/entries", params={"start": 0, "end": 3}).json()["entries"])
+    for index, data in enumerate(entries):
+        proof = _b64(http.get("/ledger/proof/inclusion", params={"index": index, "size": 3}).json()["proof"])
+        merkle.verify_inclusion(merkle.hash_leaf(data), index, 3, proof, checkpoint.root_hash)
+    old_root = merkle.root_from_leaves([merkle.hash_leaf(e) for e in entries[:2]])
+    proof = _b64(http.get("/ledger/proof/consistency", params={"old": 2, "new": 3}).json()["proof"])
+    merkle.verify_consistency(2, 3, old_root, checkpoint.root_hash, proof)
+    assert http.get(f"/ledger/nonce/{patient.address}").json()["nonce"] == 1
+    assert http.get("/ledger/domain").json()["chainId"] == 31337
+    roots = http.get("/ledger/grant-roots").json()["roots"]
+    assert roots[-1] == {"size": 3, "root": str(checkpoint.grant_root)}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/ledger/entries", {"start": 2, "end": 1}),
+        ("/ledger/entries", {"start": 0, "end": 99}),
+        ("/ledger/proof/inclusion", {"index": 5, "size": 2}),
+        ("/ledger/proof/consistency", {"old": 3, "new": 2}),
+        ("/ledger/proof/inclusion", {"index": "x", "size": 2}),
+        ("/ledger/nonce/not-an-address", {}),
+    ],
+)
+def test_bad_ledger_queries_are_400_outcomes(http: TestClient, patient: VaultClient, path: str, params: dict) -> None:
+    response = http.get(path, params=params)
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_membership_paths_go_to_the_grant_parties_only(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, other_patient: VaultClient, clock: Clock
+) -> None:
+    grant = patient.grant(clinician.address, ["laboratory"], expiry=clock.now + timedelta(days=1))
+    path_url = f"/ledger/grants/{grant['grantId']}/path"
+    commitment = Grant.from_json(grant["opening"]).commitment()
+    for party in (patient, clinician):
+        body = http.get(path_url, headers={"Authorization": f"Bearer {party.access_token()}"}).json()
+        path = MerklePath(body["leafIndex"], tuple(int(s) for s in body["siblings"]))
+        assert body["leafIndex"] == grant["leafIndex"]
+        # The path leads from the grant's commitment (known to the parties) to the checkpointed root.
+        assert verify_path(commitment, path, int(body["root"]))
+        assert int(body["root"]) == verify_checkpoint(http.get("/ledger/checkpoint").text, _key(http)).grant_root
+    stranger = http.get(path_url, headers={"Authorization": f"Bearer {other_patient.access_token()}"})
+    assert stranger.status_code == 403
+    assert http.get(path_url).status_code == 401
+    # After revocation the leaf is zero: the old path no longer leads to the new root.
+    clock.advance(seconds=30)
+    patient.revoke(grant["grantId"])
+    body = http.get(path_url, headers={"Authorization": f"Bearer {patient.access_token()}"}).json()
+    assert not verify_path(
+        commitment, MerklePath(body["leafIndex"], tuple(int(s) for s in body["siblings"])), int(body["root"])
+    )
+
+
+def _key(http: TestClient) -> Verifier:
+    return Verifier.from_vkey(http.get("/ledger/key").text.strip())
+
+
+def test_grant_with_a_forged_opening_is_refused(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock
+) -> None:
+    from consent_chain.catalogue import read_catalogue
+    from consent_chain.eip712 import GrantMessage, sign
+    from consent_chain.grants import Grant
+
+    cat = read_catalogue()
+    grant = Grant.new(
+        patient.address, clinician.address, "TREAT", cat.mask(["laboratory"]), clock.now + timedelta(days=1), cat
+    )
+    message = GrantMessage(grant.grant_id, grant.commitment(), 0, int(clock.now.timestamp()))
+    signature = sign(patient.keys, patient.ledger_domain(), message).hex()
+    # The opening claims a wider scope than the commitment the patient signed.
+    wider = {**grant.to_json(), "scope": format(cat.mask(["laboratory", "conditions"]), "016x")}
+    response = http.post(
+        "/consent/grants",
+        json={"grant": wider, "nonce": 0, "issuedAt": message.issued_at, "signature": signature},
+        headers={"Authorization": f"Bearer {patient.access_token()}"},
+    )
+    assert response.status_code == 403  # the ledger refuses: the signature is not over this commitment
+    assert "bad-signature" in response.json()["issue"][0]["diagnostics"]
+    assert http.get("/ledger/checkpoint").text.split("\n")[1] == "2"  # nothing appended
+
+
+def test_cli_consent_access_log_erase_and_audit(tmp_path: Path) -> None:
+    runner = CliRunner(env={"PCHR_PASSPHRASE": "a long test passphrase"})
+    alice, clinic = tmp_path / "alice.key", tmp_path / "clinic.key"
+    runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(alice)])
+    out = runner.invoke(main, ["keys", "new", "--role", "clinician", "--out", str(clinic)]).output
+    clinic_address = out.split()[1]
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(synthetic_record(seed=9)))
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    state = tmp_path / "audit.json"
+    with serve_in_thread(app) as url:
+        common = ["--vault", url]
+        for key in (alice, clinic):
+            assert runner.invoke(main, ["keys", "register", *common, "--keyfile", str(key)]).exit_code == 0
+        assert runner.invoke(main, ["upload", str(record), *common, "--keyfile", str(alice)]).exit_code == 0
+
+        granted = runner.invoke(
+            main,
+            [
+                "consent",
+                "grant",
+                clinic_address,
+                "--scope",
+                "laboratory",
+                "--days",
+                "7",
+                *common,
+                "--keyfile",
+                str(alice),
+            ],
+        )
+        assert granted.exit_code == 0, granted.output
+        grant_id = granted.output.split("grant id")[1].split()[0]
+        assert "re-wrapped for the grantee" in granted.output
+
+        listing = runner.invoke(main, ["consent", "list", *common, "--keyfile", str(clinic)])
+        assert "laboratory" in listing.output
+        assert clinic_address in listing.output
+
+        reads = runner.invoke(
+            main, ["read", "Observation", "--patient", _address(alice), *common, "--keyfile", str(clinic)]
+        )
+        assert reads.exit_code == 0, reads.output
+        log = runner.invoke(main, ["access-log", *common, "--keyfile", str(alice)])
+        assert clinic_address in log.output
+
+        first = runner.invoke(main, ["audit", "ledger", *common, "--state", str(state)])
+        assert first.exit_code == 0, first.output
+        assert "audit clean" in first.output
+
+        revoked = runner.invoke(main, ["consent", "revoke", grant_id, *common, "--keyfile", str(alice)])
+        assert revoked.exit_code == 0, revoked.output
+        refused = runner.invoke(
+            main, ["read", "Observation", "--patient", _address(alice), *common, "--keyfile", str(clinic)]
+        )
+        assert "0 Observation" in refused.output or refused.exit_code != 0
+
+        second = runner.invoke(main, ["audit", "ledger", *common, "--state", str(state)])
+        assert second.exit_code == 0, second.output
+        assert "consistent with the checkpoint seen before" in second.output
+
+        one = httpx.get(f"{url}/metadata").json()
+        assert one["resourceType"] == "CapabilityStatement"
+
+    # The same state file against a different ledger (another history, another key): refused.
+    other = create_app(Settings(database_url=f"sqlite:///{tmp_path}/other.db"))
+    with serve_in_thread(other) as url:
+        refused_audit = runner.invoke(main, ["audit", "ledger", "--vault", url, "--state", str(state)])
+        assert refused_audit.exit_code == 1
+        assert "BAD CHECKPOINT" in refused_audit.output
+
+
+def test_audit_detects_a_fork_served_by_the_same_key(tmp_path: Path) -> None:
+    """An operator that shows an auditor two different histories under one key is caught on the second visit."""
+    key = tmp_path / "ledger.key"
+    first = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a.db", ledger_key_path=key))
+    state = tmp_path / "audit.json"
+    lines: list[str] = []
+    with serve_in_thread(first) as url:
+        for _ in range(3):
+            with VaultClient.connect(url, _fresh_patient()) as client:
+                client.register()
+        assert run_ledger_audit(url, state, None, echo=lines.append) == 0
+    forked = create_app(Settings(database_url=f"sqlite:///{tmp_path}/b.db", ledger_key_path=key))
+    with serve_in_thread(forked) as url:
+        for _ in range(4):
+            with VaultClient.connect(url, _fresh_patient()) as client:
+                client.register()
+        lines.clear()
+        assert run_ledger_audit(url, state, None, echo=lines.append) == 1
+    assert any(line.startswith("FORK") for line in lines)
+
+
+def _fresh_patient():
+    from ehr.identity import ActorKeys, Role
+
+    return ActorKeys.generate(Role.PATIENT)
+
+
+def _address(keyfile: Path) -> str:
+    return json.loads(keyfile.read_text())["address"]
