@@ -394,13 +394,14 @@ class VaultClient:
     def _rewrap(
         self, binary: dict[str, Any], grantee: ActorPublic, covers: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any] | None:
-        resource = self.open_binary(binary)
-        if not covers(resource):
-            return None
+        """A key share for ``grantee`` of a sealed version this patient holds, if ``covers`` its plaintext."""
+        return self._key_share(binary, grantee) if covers(self.open_binary(binary)) else None
+
+    def _key_share(self, binary: dict[str, Any], grantee: ActorPublic) -> dict[str, Any]:
         envelope = Envelope.from_binary(binary)
-        dek = unwrap_key(envelope.key, envelope.context, self.keys.encryption)
-        key = wrap_key(dek, envelope.context, grantee.address, grantee.encryption_key())
         c = envelope.context
+        dek = unwrap_key(envelope.key, c, self.keys.encryption)
+        key = wrap_key(dek, c, grantee.address, grantee.encryption_key())
         return {
             "resourceType": c.resource_type,
             "id": c.resource_id,
@@ -421,23 +422,11 @@ class VaultClient:
                 continue
             scope = int(record["scope"], 16)
             grantee = self.actor(record["grantee"])
-            shares = []
-            for resource, binary in written:
-                if catalogue.covers(scope, resource):
-                    envelope = Envelope.from_binary(binary)
-                    if envelope.context.patient != self.address:
-                        continue
-                    dek = unwrap_key(envelope.key, envelope.context, self.keys.encryption)
-                    key = wrap_key(dek, envelope.context, grantee.address, grantee.encryption_key())
-                    c = envelope.context
-                    shares.append(
-                        {
-                            "resourceType": c.resource_type,
-                            "id": c.resource_id,
-                            "versionId": int(c.version_id),
-                            "key": key.to_json(),
-                        }
-                    )
+            shares = [
+                self._key_share(binary, grantee)
+                for resource, binary in written
+                if catalogue.covers(scope, resource) and Envelope.from_binary(binary).context.patient == self.address
+            ]
             if shares:
                 self._check(self._request("POST", f"/consent/grants/{record['grantId']}/keys", json={"keys": shares}))
 

@@ -134,25 +134,15 @@ _POLICY_T = GrantPolicyRow.__table__  # type: ignore[attr-defined]
 _SELECT_HEAD = select(_HEAD_T.c.patient, _HEAD_T.c.version_id, _HEAD_T.c.deleted, _HEAD_T.c.last_updated).where(
     _HEAD_T.c.resource_type == bindparam("rt"), _HEAD_T.c.resource_id == bindparam("rid")
 )
-_KEY_JOIN = _VERSION_T.outerjoin(
-    _KEY_T,
-    and_(
-        _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
-        _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
-        _KEY_T.c.version_id == _VERSION_T.c.version_id,
-        _KEY_T.c.recipient == bindparam("recipient"),
-    ),
+# A version and the data key wrapped for ``recipient``: outer for reads (a deletion has no key), inner for search.
+_KEY_FOR_RECIPIENT = and_(
+    _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
+    _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
+    _KEY_T.c.version_id == _VERSION_T.c.version_id,
+    _KEY_T.c.recipient == bindparam("recipient"),
 )
-_KEY_INNER_JOIN = _VERSION_T.join(
-    _KEY_T,
-    and_(
-        _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
-        _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
-        _KEY_T.c.version_id == _VERSION_T.c.version_id,
-        _KEY_T.c.recipient == bindparam("recipient"),
-    ),
-)
-_SEARCH_JOIN = _KEY_INNER_JOIN.join(
+_KEY_JOIN = _VERSION_T.outerjoin(_KEY_T, _KEY_FOR_RECIPIENT)
+_SEARCH_JOIN = _VERSION_T.join(_KEY_T, _KEY_FOR_RECIPIENT).join(
     _HEAD_T,
     and_(
         _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
