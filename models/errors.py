@@ -1,0 +1,45 @@
+"""Errors raised by the risk models: feature specs and extraction, tree ensembles, and the model registry.
+
+The hierarchy::
+
+    ModelError                      base of every models error
+    ├── FeatureError                a feature spec that is inconsistent, or records extraction cannot use
+    ├── EnsembleError               a booster dump that is not a tree ensemble pchr can evaluate
+    ├── ArtifactError               an artifact that does not parse, or whose bytes do not hash to its model id
+    └── UnknownModel                no recipe or stored artifact by that name or id
+
+To add an error: subclass :class:`ModelError` (or the narrowest error above that it refines), draw it here, and
+list it in ``__all__``.
+
+Messages name models, features and FHIR elements, never a patient's values.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "EnsembleError",
+    "FeatureError",
+    "ModelError",
+    "UnknownModel",
+]
+
+
+class ModelError(Exception):
+    """Base of every error raised by :mod:`models`."""
+
+
+class FeatureError(ModelError):
+    """A feature spec that is inconsistent, or FHIR input that feature extraction refuses."""
+
+
+class EnsembleError(ModelError):
+    """A booster dump that is not a single-output gbtree ensemble with numeric splits."""
+
+
+class ArtifactError(ModelError):
+    """A model artifact that does not parse, is not canonical, or does not hash to the expected model id."""
+
+
+class UnknownModel(ModelError):
+    """No training recipe or stored artifact has that name or id."""
