@@ -22,8 +22,10 @@ Signer recovery uses eth-keys (libsecp256k1 through coincurve), as an EVM's ``ec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from Crypto.Hash import keccak as keccak_256
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_keys.datatypes import Signature
@@ -41,6 +43,7 @@ __all__ = [
     "RevokeMessage",
     "TypedMessage",
     "recover_signer",
+    "recover_signer_bytes",
     "sign",
 ]
 
@@ -67,6 +70,9 @@ class Domain:
     verifying_contract: str = "0x0000000000000000000000000000000000000000"
 
     def separator(self) -> bytes:
+        return _separator(self)
+
+    def _compute_separator(self) -> bytes:
         return keccak(
             _DOMAIN_TYPEHASH
             + keccak(text=self.name)
@@ -106,7 +112,7 @@ class GrantMessage:
         _check_uint("issuedAt", self.issued_at, 64)
 
     def struct_hash(self) -> bytes:
-        return keccak(
+        return _keccak(
             _GRANT_TYPEHASH + self.grant_id + _word(self.commitment) + _word(self.nonce) + _word(self.issued_at)
         )
 
@@ -141,7 +147,7 @@ class RevokeMessage:
         _check_uint("issuedAt", self.issued_at, 64)
 
     def struct_hash(self) -> bytes:
-        return keccak(_REVOKE_TYPEHASH + self.grant_id + _word(self.nonce) + _word(self.issued_at))
+        return _keccak(_REVOKE_TYPEHASH + self.grant_id + _word(self.nonce) + _word(self.issued_at))
 
     def fields(self) -> tuple[list[dict[str, str]], dict[str, Any]]:
         types = [
@@ -156,9 +162,19 @@ class RevokeMessage:
 TypedMessage = GrantMessage | RevokeMessage
 
 
+@lru_cache(maxsize=64)
+def _separator(domain: Domain) -> bytes:
+    return domain._compute_separator()
+
+
 def digest(domain: Domain, message: TypedMessage) -> bytes:
     """``keccak256(0x1901 || domainSeparator || hashStruct(message))``: what is signed."""
-    return keccak(b"\x19\x01" + domain.separator() + message.struct_hash())
+    return _keccak(b"\x19\x01" + domain.separator() + message.struct_hash())
+
+
+def _keccak(data: bytes) -> bytes:
+    # pycryptodome directly: eth-utils' dispatch costs more than the hash for 66-byte inputs.
+    return keccak_256.new(digest_bits=256, data=data).digest()
 
 
 def to_json(domain: Domain, message: TypedMessage) -> dict[str, Any]:
@@ -191,6 +207,11 @@ def recover_signer(domain: Domain, message: TypedMessage, signature: bytes) -> s
 
     High-s signatures are refused (EIP-2): each signature has exactly one accepted encoding.
     """
+    return normalize_address("0x" + recover_signer_bytes(domain, message, signature).hex())
+
+
+def recover_signer_bytes(domain: Domain, message: TypedMessage, signature: bytes) -> bytes:
+    """The signer's 20-byte address (no checksumming: the ledger compares bytes on its hot path)."""
     if len(signature) != 65:
         raise SignatureError("an EIP-712 signature is 65 bytes (r || s || v)")
     r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
@@ -202,4 +223,4 @@ def recover_signer(domain: Domain, message: TypedMessage, signature: bytes) -> s
         public = Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest(domain, message))
     except Exception as exc:  # eth-keys raises several types for points that do not recover
         raise SignatureError("signature does not recover to any key") from exc
-    return normalize_address(public.to_checksum_address())
+    return _keccak(public.to_bytes())[-20:]

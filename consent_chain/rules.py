@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
-from consent_chain.eip712 import Domain, recover_signer
+from consent_chain.eip712 import Domain, recover_signer_bytes
 from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, RevokeEntry
 from consent_chain.errors import AppendRefused, SignatureError
 from ehr.identity import ActorPublic, BindingError, Role
@@ -53,10 +53,10 @@ class LedgerView(Protocol):
 
 def _signer_is(domain: Domain, entry: GrantEntry | RevokeEntry, expected: str) -> None:
     try:
-        signer = recover_signer(domain, entry.message(), entry.signature)
+        signer = recover_signer_bytes(domain, entry.message(), entry.signature)
     except SignatureError as exc:
         raise AppendRefused("bad-signature", f"signature is malformed: {exc}") from exc
-    if signer != expected:
+    if signer != bytes.fromhex(expected[2:]):
         raise AppendRefused("bad-signature", "signature was not made by the patient the entry names")
 
 

@@ -173,9 +173,11 @@ class _View:
     batch has appended so far on what the database holds.
     """
 
-    def __init__(self, conn: Connection, head: dict[str, int]) -> None:
+    def __init__(self, conn: Connection, head: dict[str, int], key_cache: dict[str, KeyEntry] | None = None) -> None:
         self._c = conn
         self._head = head
+        self._keys = key_cache if key_cache is not None else {}
+        self._absent_grants: set[bytes] = set()
         self.pending_entries: dict[int, bytes] = {}
         self.pending_keys: dict[str, int] = {}
         self.pending_nonces: dict[str, int] = {}
@@ -183,15 +185,29 @@ class _View:
         self._stored_nonces: dict[str, int | None] = {}
 
     def actor_key(self, address: str) -> KeyEntry | None:
+        # A key binding is written once and never changes: committed ones are cached for the process.
+        cached = self._keys.get(address)
+        if cached is not None:
+            return cached
         if address in self.pending_keys:
             entry = decode_entry(self.pending_entries[self.pending_keys[address]])
-        else:
-            row = self._c.execute(_SELECT_ACTOR_KEY, {"address": address}).first()
-            if row is None:
-                return None
-            entry = decode_entry(row.data)
+            assert isinstance(entry, KeyEntry)
+            return entry
+        row = self._c.execute(_SELECT_ACTOR_KEY, {"address": address}).first()
+        if row is None:
+            return None
+        entry = decode_entry(row.data)
         assert isinstance(entry, KeyEntry)
+        self._keys[address] = entry
         return entry
+
+    def prefetch_grants(self, grant_ids: list[bytes]) -> None:
+        """Learn in one query which of a batch's grant ids are new (the duplicate check, without a query each)."""
+        found = {
+            bytes(r.grant_id)
+            for r in self._c.execute(select(_GRANT.c.grant_id).where(_GRANT.c.grant_id.in_(grant_ids)))
+        }
+        self._absent_grants.update(g for g in grant_ids if g not in found)
 
     def _stored_nonce(self, patient: str) -> int | None:
         if patient not in self._stored_nonces:
@@ -207,6 +223,8 @@ class _View:
     def grant(self, grant_id: bytes) -> GrantRecord | None:
         if grant_id in self.pending_grants:
             return self.pending_grants[grant_id]
+        if grant_id in self._absent_grants:
+            return None
         row = self._c.execute(_SELECT_GRANT, {"grant_id": grant_id}).first()
         if row is None:
             return None
@@ -245,6 +263,7 @@ class SqlLedgerBackend:
             if conn.execute(select(_HEAD.c.id)).first() is None:
                 conn.execute(insert(_HEAD), {"id": 1, "size": 0, "last_time": 0, "grant_leaves": 0, "tree_size": 0})
         self._log_nodes: dict[tuple[int, int], bytes] = {}
+        self._keys: dict[str, KeyEntry] = {}  # committed key bindings (immutable)
 
     # -- append -----------------------------------------------------------------------------------
     def append(self, entries: Sequence[Entry], check: Callable[[LedgerView, Entry], Entry]) -> list[Appended]:
@@ -252,7 +271,10 @@ class SqlLedgerBackend:
         try:
             with self.engine.begin() as conn:
                 head = self._lock_head(conn)
-                view = _View(conn, head)
+                view = _View(conn, head, self._keys)
+                new_grants = [e.grant_id for e in entries if isinstance(e, GrantEntry)]
+                if len(new_grants) > 1:
+                    view.prefetch_grants(new_grants)
                 rows: dict[str, list[dict[str, Any]]] = {"entry": [], "node": [], "key": [], "grant": []}
                 appended = [self._append_one(conn, view, head, created, rows, check(view, e)) for e in entries]
                 for table, name in ((_ENTRY, "entry"), (_NODE, "node"), (_KEY, "key"), (_GRANT, "grant")):
