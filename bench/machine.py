@@ -28,6 +28,8 @@ while time.perf_counter() < end:
 print(n)
 """
 
+CODE_UNDER_TEST = ("ehr", "consent_chain", "zk")
+
 LIBRARIES = (
     "fastapi",
     "starlette",
@@ -41,6 +43,9 @@ LIBRARIES = (
     "cryptography",
     "pyjwt",
     "eth-keys",
+    "eth-account",
+    "coincurve",
+    "pycryptodome",
 )
 
 
@@ -82,7 +87,7 @@ def _git(repo: Path, *args: str) -> str:
         done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return ""
-    return done.stdout.strip()
+    return done.stdout.rstrip()  # not lstrip: `git status --porcelain` lines start with a space
 
 
 def _tree_state(repo: Path) -> str:
@@ -96,12 +101,13 @@ def _tree_state(repo: Path) -> str:
 
 
 def code_fingerprint(repo: Path) -> str:
-    """A short hash of the code under test (``ehr/`` sources and the pins), committed or not.
+    """A short hash of the code under test (``ehr/``, ``consent_chain/``, ``zk/`` sources and the pins).
 
-    Taken before and after a benchmark, it shows whether the code changed while it ran.
+    Committed or not; taken before and after a benchmark, it shows whether the code changed while it ran.
     """
     digest = hashlib.sha256()
-    files = [*sorted((repo / "ehr").rglob("*.py")), repo / "pyproject.toml", repo / "requirements.lock"]
+    sources = [path for package in CODE_UNDER_TEST for path in sorted((repo / package).rglob("*.py"))]
+    files = [*sources, repo / "pyproject.toml", repo / "requirements.lock"]
     for path in files:
         if path.is_file():
             digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -1,6 +1,7 @@
-"""pchr benchmark: sealing and validation in-process, then the vault through real HTTP; writes bench/RESULTS.md.
+"""pchr benchmark: sealing and validation in-process, the vault through real HTTP, then the consent ledger;
+writes bench/RESULTS.md.
 
-Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). It takes about four minutes on two cores. Raw
+Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). It takes about six minutes on two cores. Raw
 per-run numbers go to ``bench/.runs/`` (not committed).
 """
 
@@ -28,6 +29,7 @@ from httpbench import (
     run_config,
 )
 from inproc import RUN_SECONDS, InprocResult, measure_crypto, measure_service
+from ledger import LedgerPlan, LedgerResults, headline_rows, ledger_sections, measure_ledger
 from loadgen import Outcome
 from machine import Machine, code_fingerprint, describe, parallel_speedup
 from report import Summary, number, ratio, table
@@ -50,6 +52,7 @@ PLAN = HttpPlan(
     read_ids=1000,
 )
 WORKER_CONFIGS = (1, 2)
+LEDGER_PLAN = LedgerPlan()
 
 # No goal was set for the in-process figures; each is held to the HTTP goal of the request path it sits on.
 DERIVED_GOALS = {
@@ -122,7 +125,10 @@ def _machine_section(
         ["OS", m.system],
         ["Python", m.python],
         ["Commit", f"`{m.commit[:12]}` ({m.tree}, at the start)"],
-        ["Code fingerprint", f"{code} (sha256 of `ehr/**/*.py`, pyproject.toml, requirements.lock)"],
+        [
+            "Code fingerprint",
+            f"{code} (sha256 of `ehr/`, `consent_chain/`, `zk/` sources, pyproject.toml, requirements.lock)",
+        ],
         ["Libraries", libs],
         ["Benchmark wall time", f"{seconds:.0f} s"],
     ]
@@ -219,7 +225,11 @@ def _worker_split(result: ConfigResult, scenario: Scenario) -> str:
 
 
 def _headline_section(
-    results: list[ConfigResult], headline: ConfigResult, crypto: list[InprocResult], validate: InprocResult
+    results: list[ConfigResult],
+    headline: ConfigResult,
+    crypto: list[InprocResult],
+    validate: InprocResult,
+    ledger: LedgerResults,
 ) -> str:
     rows = []
     for scenario in (READS, VALIDATED_CREATES, SEALED_CREATES):
@@ -250,12 +260,14 @@ def _headline_section(
                 "—" if not goal else ("yes" if median >= goal else "**no**"),
             ]
         )
+    rows += headline_rows(ledger)
     others = [r for r in results if r is not headline]
     other = ", ".join(f"{r.workers} worker(s)" for r in others)
     text = (
         f"## Headline (medians)\n\nHTTP figures: the vault under uvicorn with **{headline.workers} worker(s)**, "
         f"the configuration with the better measured/goal on reads and validated creates together "
-        f"(the other, {other}, is in the tables below). The load generator runs on the same two cores.\n\n"
+        f"(the other, {other}, is in the tables below). The load generator runs on the same two cores. "
+        f"Ledger rows: section 4.\n\n"
     )
     headers = ["Measurement", "Median per second", "Goal per second", "Ratio (measured / goal)", "Goal met"]
     return text + table(headers, rows, "lrrrl")
@@ -291,7 +303,9 @@ def _how_measured(m: Machine) -> str:
   the load generator's CPU time and divides by the window times the cores. Near 100 % means the machine, not the
   client, is the limit.
 - `*` marks a goal that was not set for that figure: it is the HTTP goal of the request path the operation
-  is on (reads 1,000/s, creates 300/s)."""
+  is on (reads 1,000/s, creates 300/s).
+- **Consent ledger** (section 4): in-process and in worker processes after the HTTP runs, with nothing else
+  running; its own notes are at the end of the section."""
 
 
 def _findings(results: list[ConfigResult], service: list[InprocResult], cpus: int, speedup: tuple[float, float]) -> str:
@@ -350,6 +364,7 @@ def write_results(
     results: list[ConfigResult],
     speedup: tuple[float, float],
     fingerprints: list[tuple[str, str]],
+    ledger: LedgerResults,
 ) -> str:
     headline = _headline_config(results)
     validate = next(r for r in crypto if r.name == "validate + seal")
@@ -361,7 +376,7 @@ def write_results(
         f"Written by `make bench` (`bench/run.py`) on {started.strftime('%Y-%m-%d')}. Figures are medians of "
         f"several runs on the machine below; min and max are in the tables.",
         *_code_warning(fingerprints),
-        _headline_section(results, headline, sealing, validate),
+        _headline_section(results, headline, sealing, validate, ledger),
         _machine_section(machine, started, seconds, speedup, fingerprints),
         _how_measured(machine),
         f"## 1. Sealing in-process (single core)\n\n`ehr.crypto.seal` / `unseal` of a {plaintext_bytes:,}-byte "
@@ -386,6 +401,7 @@ def write_results(
     )
     parts.append("\n\n".join(section))
     parts.append(_findings(results, service, cpus, speedup))
+    parts.append(ledger_sections(ledger))
     return "\n\n".join(parts) + "\n"
 
 
@@ -419,6 +435,10 @@ def main() -> None:
             results.append(run_config(workers, PLAN, patient, pool, workdir / f"workers-{workers}", log))
         log(f"(preparing sealed bodies took {pool.seconds:.1f} s, outside the measured windows)")
 
+    fingerprints.append(("ledger start", code_fingerprint(REPO)))
+    log("consent ledger: appends, proofs, Poseidon, grant tree, checkpoints")
+    ledger = measure_ledger(LEDGER_PLAN, log)
+
     speedup = (speedup_before, parallel_speedup())
     fingerprints.append(("end", code_fingerprint(REPO)))
     if len({fp for _, fp in fingerprints}) > 1:
@@ -426,7 +446,9 @@ def main() -> None:
     log(f"parallel capacity after the runs: {speedup[1]:.2f}x")
     seconds = time.monotonic() - clock
     RESULTS.write_text(
-        write_results(machine, started, seconds, plaintext_bytes, crypto, service, results, speedup, fingerprints)
+        write_results(
+            machine, started, seconds, plaintext_bytes, crypto, service, results, speedup, fingerprints, ledger
+        )
     )
     RAW_DIR.mkdir(exist_ok=True)
     raw = {
@@ -437,6 +459,7 @@ def main() -> None:
         "code_fingerprints": fingerprints,
         "inproc": [asdict(r) for r in crypto + service],
         "http": [r.to_json() for r in results],
+        "ledger": ledger.to_json(),
     }
     (RAW_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(json.dumps(raw, indent=1))
     log(f"wrote {RESULTS} in {seconds:.0f} s")
