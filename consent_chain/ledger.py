@@ -49,6 +49,10 @@ class LedgerBackend(Protocol):
 
     def node(self, level: int, index: int) -> bytes: ...
 
+    def prefetch(self, compute: Callable[[merkle.NodeReader], object]) -> None:
+        """Make the nodes ``compute`` reads cheap to read (one round trip); a no-op where reads are already cheap."""
+        ...
+
     def grant(self, grant_id: bytes) -> GrantRecord | None: ...
 
     def actor_key(self, address: str) -> KeyEntry | None: ...
@@ -110,12 +114,16 @@ class Ledger:
         return [decode_entry(raw) for raw in self.backend.entry_bytes(start, end)]
 
     def root(self, size: int | None = None) -> bytes:
-        return merkle.root(self.size() if size is None else size, self.backend.node)
+        size = self.size() if size is None else size
+        self.backend.prefetch(lambda node: merkle.root(size, node))
+        return merkle.root(size, self.backend.node)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self.backend.prefetch(lambda node: merkle.inclusion_proof(index, size, node))
         return merkle.inclusion_proof(index, size, self.backend.node)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        self.backend.prefetch(lambda node: merkle.consistency_proof(old_size, new_size, node))
         return merkle.consistency_proof(old_size, new_size, self.backend.node)
 
     def checkpoint(self) -> str:

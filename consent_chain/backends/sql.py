@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, create_engine
 
@@ -411,6 +411,39 @@ class SqlLedgerBackend:
                 raise KeyError(f"no log node at level {level}, index {index}")
             cached = self._log_nodes[key] = bytes(row.hash)
         return cached
+
+    def prefetch(self, compute: Callable[[merkle.NodeReader], object]) -> None:
+        """Load, in one query, every log node ``compute`` will read (a proof needs O(log n) of them).
+
+        Which nodes a proof reads depends on sizes and indices only, never on hash values, so a dry run with
+        placeholder hashes names them all.
+        """
+        wanted: list[tuple[int, int]] = []
+
+        def record(level: int, index: int) -> bytes:
+            wanted.append((level, index))
+            return bytes(32)
+
+        compute(record)
+        missing = [k for k in dict.fromkeys(wanted) if k not in self._log_nodes]
+        if not missing:
+            return
+        by_level: dict[int, list[int]] = {}
+        for level, index in missing:
+            by_level.setdefault(level, []).append(index)
+        # One (level = ? AND idx IN (...)) per level: SQLite serves that from the primary key, a row-value IN
+        # not. Written as text: building the same with SQLAlchemy operators cost more than the query.
+        clauses, params = [], {}
+        for n, (level, indices) in enumerate(by_level.items()):
+            names = [f"i{n}_{k}" for k in range(len(indices))]
+            clauses.append(f"(level = :l{n} AND idx IN ({', '.join(':' + name for name in names)}))")
+            params[f"l{n}"] = level
+            params.update(zip(names, indices, strict=True))
+        query = text(f"SELECT level, idx, hash FROM ledger_node WHERE {' OR '.join(clauses)}")  # noqa: S608
+        with self._read() as conn:
+            rows = conn.execute(query, params)
+            for row in rows:
+                self._log_nodes[(row.level, row.idx)] = bytes(row.hash)
 
     def node(self, level: int, index: int) -> bytes:
         cached = self._log_nodes.get((level, index))
