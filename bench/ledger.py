@@ -688,7 +688,7 @@ def measure_ledger(plan: LedgerPlan, log: Log) -> LedgerResults:
         out.prepare_seconds = time.perf_counter() - began
         log(f"  prepared in {out.prepare_seconds:.1f} s")
         setup = _Setup(Path(tmp), registrations, pools)
-        out.capacity = parallel_speedup(repeats=1)
+        out.capacity = parallel_speedup()
         log(f"  parallel capacity: 2 processes do {out.capacity:.2f}x the work of one")
 
         _measure_appends(workers, setup, plan, out, log)
@@ -835,11 +835,11 @@ def _append_section(results: LedgerResults) -> str:
         f"of {APPEND_GOAL:,.0f}/s (ratio {ratio(median, APPEND_GOAL)}): goal {verdict}. Just before these runs, "
         f"2 busy processes did {results.capacity:.2f}x the work of one (ideal 2.00x).",
     ]
-    if results.capacity < 1.8:
+    if not 1.5 <= results.capacity <= 2.5:  # the probe itself varies by about +-0.3x on a quiet shared VM
         lines.append(
             "\n> **Warning: something else was using the cores when the ledger runs began** (the parallel-capacity "
-            "probe gave less than 1.8x): the append figures, the two-process ones most, are low. Run it again on a "
-            "quiet machine."
+            "probe, ideally 2.00x, was outside 1.5x-2.5x): the append figures may be off, the two-process ones most. "
+            "Run it again on a quiet machine."
         )
     return "\n".join(lines)
 
@@ -868,8 +868,8 @@ def _split_section(results: LedgerResults) -> str:
             f"both runs one process after the other: even with two free cores the ceiling is "
             f"min(2 / {a + b:.3f} ms, 1 / {b:.3f} ms) = {ceiling:,.0f}/s (measured: {both:,.0f}/s; a writer that "
             f"finds the lock taken also sleeps in SQLite's busy handler before it tries again). "
-            f"The goal of {APPEND_GOAL:,.0f}/s needs the SQL half under {1000 / APPEND_GOAL:.3f} ms per entry and the "
-            f"signature check under {2000 / APPEND_GOAL - 1000 / APPEND_GOAL:.3f} ms on the other core."
+            f"The goal of {APPEND_GOAL:,.0f}/s on two cores needs the SQL half under {1000 / APPEND_GOAL:.3f} ms per "
+            f"entry (it runs one process at a time) and both halves together under {2000 / APPEND_GOAL:.3f} ms."
         )
     profile = results.profile
     if profile:
@@ -923,9 +923,9 @@ def ledger_sections(results: LedgerResults) -> str:
             f"{ledger.appended:,} signed grants, appended by 2 processes ({ledger.rate:,.0f} appends/s in that "
             f"one long run; size check {'passed' if ledger.intact else '**failed**'}). Each run opens a new "
             f"`SqlLedgerBackend`, whose cache of log nodes is empty, and asks for {plan.sql_proofs_per_run:,} "
-            "proofs (random leaves; random old sizes), then for the same proofs again with the nodes cached. A "
-            "node not in the cache is one `SELECT` on a connection checked out for it.\n\n"
-            + _rate_table(results.sql_proofs, "proofs", {PROOF_GOAL: "≤ 1 ms"})
+            "proofs (random leaves; random old sizes), then for the same proofs again with the nodes cached. "
+            "Nodes missing from the cache are read from SQLite (`Ledger` has the backend prefetch a proof's "
+            "missing nodes in one query).\n\n" + _rate_table(results.sql_proofs, "proofs", {PROOF_GOAL: "≤ 1 ms"})
         )
     tree_rates = list(results.state_tree)
     poseidon_rows = [results.poseidon] if results.poseidon else []
