@@ -86,8 +86,9 @@ def test_upload_and_read_against_a_live_vault(runner: CliRunner, tmp_path: Path)
 
 def test_demo_narrates_the_flow_and_succeeds(tmp_path: Path) -> None:
     lines: list[str] = []
-    assert run_demo(tmp_path / "demo", echo=lines.append) == 0
+    status = run_demo(tmp_path / "demo", echo=lines.append)
     text = "\n".join(lines)
+    assert status == 0, text
     assert "0 found" in text  # no plaintext in the database
     assert "refused" in text
     assert "403 OperationOutcome" in text

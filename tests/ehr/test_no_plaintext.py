@@ -43,3 +43,12 @@ def test_database_holds_no_plaintext(http: TestClient, patient: VaultClient, db_
     assert len(observations) == len(expected)
     values = sorted(json.dumps(o.get("valueQuantity"), sort_keys=True) for o in observations)
     assert values == sorted(json.dumps(e["resource"].get("valueQuantity"), sort_keys=True) for e in expected)
+
+
+def test_short_hex_codes_are_searched_with_their_quotes() -> None:
+    # "310798" (RxNorm) turns up by chance inside hex addresses; '"310798"' is how a leak would look.
+    bundle = {"entry": [{"resource": {"code": {"coding": [{"code": "310798", "display": "Hydrochlorothiazide"}]}}}]}
+    needles = plaintext_needles(bundle)
+    assert needles == {'"310798"', "Hydrochlorothiazide"}
+    hex_text = b"0x7E58B89fD3919f3107984b5Aff88f7"
+    assert not any(n.encode() in hex_text for n in needles)
