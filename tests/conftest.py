@@ -44,16 +44,22 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{db_path}")
+def database_url(db_path: Path) -> str:
+    """The database the vault and the SQL ledger share in a test (SQLite by default)."""
+    return f"sqlite:///{db_path}"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
     yield s
     s.close()
 
 
 @pytest.fixture
-def ledger(db_path: Path, clock: Clock) -> Ledger:
+def ledger(database_url: str, clock: Clock) -> Ledger:
     signer = Signer.generate("pchr.test/consent-ledger")
-    return Ledger(SqlLedgerBackend(f"sqlite:///{db_path}"), signer, origin=signer.name, clock=clock)
+    return Ledger(SqlLedgerBackend(database_url), signer, origin=signer.name, clock=clock)
 
 
 @pytest.fixture
@@ -62,8 +68,8 @@ def vault(store: Store, clock: Clock, ledger: Ledger) -> Vault:
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{db_path}", max_body_bytes=256 * 1024)
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, max_body_bytes=256 * 1024)
 
 
 @pytest.fixture

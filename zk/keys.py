@@ -1,0 +1,86 @@
+"""Groth16 keys and proofs as plain data, laid out as snarkjs lays them out (so a ``.zkey`` maps onto them 1:1).
+
+Spec: J. Groth, "On the Size of Pairing-based Non-interactive Arguments" (EUROCRYPT 2016), section 3.2, in the
+form snarkjs 0.7 implements (``src/zkey_new.js``, ``src/groth16_prove.js``, ``src/groth16_verify.js``):
+
+- the QAP is built over a multiplicative domain of size ``domain_size`` (a power of two at least
+  ``num_constraints + num_public + 1``); besides the circuit's constraints, A gets one extra row per public wire
+  (and the constant wire) so the public inputs are linearly independent;
+- ``coefficients`` are the non-zero entries of the A and B matrices (``matrix`` 0 or 1, row ``constraint``,
+  column ``signal``); the prover evaluates A.w and B.w on the domain from them and takes C.w = A.w * B.w
+  pointwise, as snarkjs does (a satisfied constraint has exactly that C);
+- ``h_query`` holds ``domain_size`` G1 points for the quotient, in snarkjs's form: the prover multiplies them by
+  the evaluations of ``A.w * B.w - C.w`` on the odd coset of the domain (``omega_2n * omega_n^i``), without an
+  inverse transform at the end;
+- ``l_query`` holds one G1 point per private wire (snarkjs's section 8, "C"), ``a_query``, ``b_g1_query`` and
+  ``b_g2_query`` one point per wire.
+
+Points are affine tuples of ints as in :mod:`zk.curve`, ``(0, 0)`` at infinity. This module only holds data;
+:mod:`zk.groth16` makes, proves and verifies, :mod:`zk.snarkjs` reads and writes snarkjs's files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zk.curve import G1Affine, G2Affine
+
+__all__ = ["Coefficient", "Proof", "ProvingKey", "VerifyingKey"]
+
+
+@dataclass(frozen=True)
+class VerifyingKey:
+    """What a verifier needs: ``e(A, B) = e(alpha, beta) e(sum x_i IC_i, gamma) e(C, delta)``."""
+
+    alpha_g1: G1Affine
+    beta_g2: G2Affine
+    gamma_g2: G2Affine
+    delta_g2: G2Affine
+    ic: tuple[G1Affine, ...]
+    """``num_public + 1`` points: IC_0 for the constant wire, then one per public input in declaration order."""
+
+    @property
+    def num_public(self) -> int:
+        return len(self.ic) - 1
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """One non-zero entry of the A (``matrix = 0``) or B (``matrix = 1``) matrix: row, wire and value (< r)."""
+
+    matrix: int
+    constraint: int
+    signal: int
+    value: int
+
+
+@dataclass(frozen=True)
+class ProvingKey:
+    """What a prover needs, in snarkjs's ``.zkey`` layout (module docstring)."""
+
+    vk: VerifyingKey
+    beta_g1: G1Affine
+    delta_g1: G1Affine
+    num_variables: int
+    """Wires in all, the constant-one wire included."""
+    domain_size: int
+    coefficients: tuple[Coefficient, ...]
+    a_query: tuple[G1Affine, ...]
+    b_g1_query: tuple[G1Affine, ...]
+    b_g2_query: tuple[G2Affine, ...]
+    l_query: tuple[G1Affine, ...]
+    """One point per private wire (wires ``num_public + 1 ..``)."""
+    h_query: tuple[G1Affine, ...]
+
+    @property
+    def num_public(self) -> int:
+        return self.vk.num_public
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A Groth16 proof: A and C in G1, B in G2."""
+
+    a: G1Affine
+    b: G2Affine
+    c: G1Affine
