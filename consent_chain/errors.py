@@ -9,6 +9,7 @@ The hierarchy::
     ├── GrantError                  a grant or Consent that is not a valid pchr grant
     ├── SignatureError              a malformed EIP-712 signature, or one that recovers to no key
     ├── EntryError                  ledger entry bytes that do not parse
+    ├── ChainError                  the EVM ledger's node or contract failed, or its answers do not add up
     └── AppendRefused               the ledger refused an entry (``reason`` is one of AppendRefused.REASONS)
 
 To add an error: subclass :class:`LedgerError` (or the narrowest error above that it refines), draw it here, and
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppendRefused",
+    "ChainError",
     "EntryError",
     "ForkError",
     "GrantError",
@@ -98,6 +100,13 @@ class SignatureError(LedgerError):
 
 class EntryError(LedgerError):
     """Bytes that are not a well-formed ledger entry."""
+
+
+class ChainError(LedgerError):
+    """The EVM ledger backend could not do its work: the node is unreachable or refused a transaction for a
+    reason other than the ledger's rules, or the chain's answers are inconsistent (logs that do not add up to
+    the contract's size, a log that changed under the local mirror, code at the address that is not the
+    ConsentLedger contract). Nothing was appended when this is raised from an append, unless it says so."""
 
 
 class AppendRefused(LedgerError):

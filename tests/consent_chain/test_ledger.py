@@ -1,28 +1,36 @@
-"""The consent ledger on its SQL backend: append rules, atomicity, proofs, checkpoints and the audit."""
+"""The consent ledger on each backend: append rules, atomicity, proofs, checkpoints and the audit.
+
+Every test runs on the SQL backend (the ``database_url`` of tests/conftest.py), on the EVM backend over an
+in-process eth-tester chain, and on the EVM backend over a real Hardhat node (marked ``integration``); and the two
+kinds of backend must build the same log and grant roots from the same events.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from consent_chain import merkle
 from consent_chain.audit import audit_ledger
+from consent_chain.backends.evm import EvmLedgerBackend
 from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.catalogue import read_catalogue
 from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, sign
-from consent_chain.entries import GrantEntry, KeyEntry, RevokeEntry, decode_entry
+from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, RevokeEntry, decode_entry
 from consent_chain.errors import AppendRefused, ForkError
 from consent_chain.grants import Grant
-from consent_chain.ledger import Ledger
+from consent_chain.ledger import Appended, Ledger, LedgerBackend
 from consent_chain.note import Checkpoint, Signer, verify_checkpoint
 from consent_chain.state_tree import GrantTree, verify_path
 from ehr.identity import ActorKeys, Role
+from tests.consent_chain.conftest import EvmChain
 
-DOMAIN = Domain(chain_id=31337)
+DOMAIN = Domain(chain_id=31337)  # the SQL ledger's; an EVM ledger's is its chain's and contract's
 CAT = read_catalogue()
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -56,18 +64,41 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-@pytest.fixture
 def signer() -> Signer:
     return Signer.generate("pchr.test/ledger")
 
 
+BackendFactory = Callable[[], LedgerBackend]
+
+
+@pytest.fixture(params=["sql", "evm", pytest.param("hardhat", marks=pytest.mark.integration)])
+def new_backend(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> BackendFactory:
+    """Makes empty ledger backends of one kind: the first on the test's database or chain, then more beside it."""
+    made: list[LedgerBackend] = []
+
+    def make() -> LedgerBackend:
+        backend: LedgerBackend
+        if request.param == "sql":
+            backend = SqlLedgerBackend(database_url if not made else f"sqlite:///{tmp_path}/other-{len(made)}.db")
+        else:
+            chain: EvmChain = request.getfixturevalue("evm_chain" if request.param == "evm" else "hardhat_chain")
+            backend = chain.fresh() if not made else chain.deploy()
+        made.append(backend)
+        return backend
+
+    return make
+
+
+def new_ledger(backend: LedgerBackend, signer: Signer, clock: Clock) -> Ledger:
+    domain = backend.domain if isinstance(backend, EvmLedgerBackend) else DOMAIN
+    return Ledger(backend, signer, origin=signer.name, domain=domain, clock=clock)
+
+
 @pytest.fixture
-def ledger(db: Path, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Ledger:
-    ledger = Ledger(SqlLedgerBackend(f"sqlite:///{db}"), signer, origin=signer.name, domain=DOMAIN, clock=clock)
+def ledger(
+    new_backend: BackendFactory, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys
+) -> Ledger:
+    ledger = new_ledger(new_backend(), signer, clock)
     ledger.append([key_entry(k) for k in (alice, bob, doctor)])
     return ledger
 
@@ -89,7 +120,7 @@ def signed_grant(
     grant = Grant.new(patient.address, grantee.address, "TREAT", CAT.mask(["laboratory"]), T0 + timedelta(days=30), CAT)
     nonce = ledger.next_nonce(patient.address) if nonce is None else nonce
     message = GrantMessage(grant.grant_id, grant.commitment(), nonce, int(issued.timestamp()))
-    signature = sign(signer or patient, DOMAIN, message)
+    signature = sign(signer or patient, ledger.domain, message)
     return grant, GrantEntry(grant.grant_id, patient.address, grant.commitment(), nonce, message.issued_at, signature)
 
 
@@ -98,7 +129,9 @@ def signed_revoke(
 ) -> RevokeEntry:
     nonce = ledger.next_nonce(patient.address) if nonce is None else nonce
     message = RevokeMessage(grant_id, nonce, int(T0.timestamp()))
-    return RevokeEntry(grant_id, patient.address, nonce, message.issued_at, sign(signer or patient, DOMAIN, message))
+    return RevokeEntry(
+        grant_id, patient.address, nonce, message.issued_at, sign(signer or patient, ledger.domain, message)
+    )
 
 
 # -- appends --------------------------------------------------------------------------------------
@@ -256,32 +289,34 @@ def test_checkpoint_proofs_and_replay(
 
 
 def test_the_audit_is_clean_then_names_an_altered_entry(
-    ledger: Ledger, signer: Signer, db: Path, alice: ActorKeys, doctor: ActorKeys
+    ledger: Ledger, signer: Signer, alice: ActorKeys, doctor: ActorKeys
 ) -> None:
     for _ in range(4):
         ledger.append([signed_grant(ledger, alice, doctor)[1]])
     first = audit_ledger(_Source(ledger), signer.verifier)
     assert first.clean
     assert first.counts == {"KEY": 3, "GRANT": 4}
-    # Someone with database access edits entry 5 (a commitment) behind the ledger's back.
-    with sqlite3.connect(db) as conn:
-        (data,) = conn.execute("SELECT data FROM ledger_entry WHERE idx = 5").fetchone()
-        tampered = bytes(data[:60]) + bytes([data[60] ^ 1]) + bytes(data[61:])
-        conn.execute("UPDATE ledger_entry SET data = ? WHERE idx = 5", (tampered,))
+    # Someone with access to the server's storage edits entry 5 (a commitment) behind the ledger's back.
+    (data,) = ledger.backend.entry_bytes(5, 6)
+    tamper(ledger.backend, 5, data[:60] + bytes([data[60] ^ 1]) + data[61:])
     second = audit_ledger(_Source(ledger), signer.verifier, previous=first.checkpoint)
     assert second.altered == [5]
     assert not second.clean
 
 
 def test_a_forked_checkpoint_is_detected(
-    ledger: Ledger, signer: Signer, alice: ActorKeys, doctor: ActorKeys, tmp_path: Path, clock: Clock, bob: ActorKeys
+    ledger: Ledger,
+    new_backend: BackendFactory,
+    signer: Signer,
+    alice: ActorKeys,
+    doctor: ActorKeys,
+    clock: Clock,
+    bob: ActorKeys,
 ) -> None:
     ledger.append([signed_grant(ledger, alice, doctor)[1]])
     seen = audit_ledger(_Source(ledger), signer.verifier).checkpoint
     # The operator, with the same key, shows another history of the same size to someone else.
-    fork = Ledger(
-        SqlLedgerBackend(f"sqlite:///{tmp_path}/fork.db"), signer, origin=signer.name, domain=DOMAIN, clock=clock
-    )
+    fork = new_ledger(new_backend(), signer, clock)
     fork.append([key_entry(k) for k in (alice, bob, doctor)])
     fork.append([signed_grant(fork, alice, doctor)[1]])
     fork.append([signed_grant(fork, alice, doctor)[1]])
@@ -289,6 +324,16 @@ def test_a_forked_checkpoint_is_detected(
         audit_ledger(_Source(fork), signer.verifier, previous=seen)
     assert isinstance(forked.value.old, Checkpoint)
     assert forked.value.old == seen
+
+
+def tamper(backend: LedgerBackend, index: int, data: bytes) -> None:
+    """Overwrite a stored entry where the server reads it from: its database, or its mirror of the chain."""
+    if isinstance(backend, SqlLedgerBackend):
+        with backend.engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_entry SET data = :data WHERE idx = :idx"), {"data": data, "idx": index})
+    else:
+        assert isinstance(backend, EvmLedgerBackend)
+        backend._mirror.entries[index] = data  # the chain itself cannot be edited; a server's copy of it can
 
 
 class _Source:
@@ -308,3 +353,51 @@ class _Source:
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         return self.ledger.consistency_proof(old_size, new_size)
+
+
+# -- the backends agree --------------------------------------------------------------------------------
+def test_sql_and_evm_build_the_same_log_and_grant_roots(
+    evm_chain: EvmChain, database_url: str, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys
+) -> None:
+    doctor = ActorKeys.generate(Role.CLINICIAN)
+    evm = new_ledger(evm_chain.fresh(), signer, clock)
+    # The SQL ledger is configured with the contract's EIP-712 domain, so one signature is valid on both.
+    sql = Ledger(SqlLedgerBackend(database_url), signer, origin=signer.name, domain=evm.domain, clock=clock)
+    keys: list[Entry] = [key_entry(k) for k in (alice, bob, doctor)]
+    g1, e1 = signed_grant(evm, alice, doctor)
+    g2, e2 = signed_grant(evm, bob, doctor)
+    g3, e3 = signed_grant(evm, alice, doctor, nonce=1)
+    g4, e4 = signed_grant(evm, bob, doctor, nonce=1)
+    g5, e5 = signed_grant(evm, alice, doctor, nonce=3)
+    attest = AttestEntry(request_hash=7, model_id=11, grant_root=13, proof=bytes(range(200)))
+    checkpoint = None
+    steps: list[list[Entry] | None] = [
+        keys,
+        [e1],
+        [e2, e3],
+        checkpoint,
+        [signed_revoke(evm, alice, g1.grant_id, nonce=2)],
+        [e4, signed_revoke(evm, bob, g4.grant_id, nonce=2), e5],  # a grant revoked in the batch that adds it
+        [attest],
+        checkpoint,
+        [signed_revoke(evm, alice, g3.grant_id, nonce=4), signed_revoke(evm, bob, g2.grant_id, nonce=3)],
+    ]
+    for batch in steps:
+        clock.now += timedelta(seconds=30)
+        if batch is None:
+            assert evm.checkpoint() == sql.checkpoint()  # same size, log root and grant root: the same signed note
+            continue
+        appended: list[list[Appended]] = [ledger.append(batch) for ledger in (sql, evm)]
+        assert appended[0] == appended[1]
+    size = sql.size()
+    assert evm.size() == size == 13
+    assert sql.backend.entry_bytes(0, size) == evm.backend.entry_bytes(0, size)
+    for n in range(size + 1):
+        assert sql.root(n) == evm.root(n)
+    assert sql.grant_root() == evm.grant_root()
+    assert sql.grant_roots() == evm.grant_roots()
+    assert [n for n, _ in evm.grant_roots()] == [6, 11, 13]
+    for grant in (g1, g2, g3, g4, g5):
+        assert sql.grant(grant.grant_id) == evm.grant(grant.grant_id)
+    assert sql.grant_path(4) == evm.grant_path(4)  # g5's leaf, the only one still active
+    assert verify_path(g5.commitment(), evm.grant_path(4)[2], evm.grant_root())
