@@ -78,7 +78,8 @@ _GAS_PER = {KeyEntry: 160_000, GrantEntry: 70_000, RevokeEntry: 60_000, AttestEn
 _GAS_PER_BYTE = 40  # calldata (16) and the event's copy of an ATTEST proof
 _FEE_TTL = 30.0  # seconds a fee quote is reused
 _SEND_ATTEMPTS = 5
-_REVERTED = re.compile(r"execution reverted:?\s*([a-z-]+)")
+_ERROR_DATA = re.compile(r"0x08c379a0[0-9a-fA-F]*")  # Error(string) revert data, wherever the node puts it
+_REVERTED = re.compile(r"(?:execution reverted:?\s*|reverted with reason string ')([a-z-]+)")
 
 
 # -- the contract -----------------------------------------------------------------------------------------------
@@ -364,7 +365,11 @@ class EvmLedgerBackend:
                 f"a batch of {len(entries)} entries may need {gas:,} gas, more than a block holds "
                 f"({self._block_gas_limit:,}): append it in smaller batches"
             )
-        receipt = self._sender.transact(self.address, data, gas)
+        try:
+            receipt = self._sender.transact(self.address, data, gas)
+        except _Reverted as exc:  # a node that refuses a reverting transaction when it is sent (Hardhat can)
+            self.last_receipt = None
+            raise _refusal(exc.reason) from exc
         self.last_receipt = receipt
         if receipt["status"] != 1:
             raise self._refusal(data, gas, receipt)
@@ -393,10 +398,7 @@ class EvmLedgerBackend:
         try:
             self._w3.eth.call(call, block_identifier=block - 1)  # type: ignore[arg-type]
         except Exception as exc:  # the providers raise different types for a revert; the reason is in it
-            reason = _revert_reason(exc)
-            if reason in AppendRefused.REASONS:
-                return AppendRefused(reason, f"the ledger contract refused the batch: {reason}")
-            return ChainError(f"the ledger contract reverted the batch ({reason or type(exc).__name__})")
+            return _refusal(_revert_reason(exc))
         return AppendRefused(
             "conflict", "the ledger contract refused the batch after another append in the same block; retry"
         )
@@ -493,16 +495,29 @@ def _entry_logs(logs: Sequence[Any], address: str) -> list[LoggedEntry]:
 
 
 def _revert_reason(exc: Exception) -> str | None:
-    data = getattr(exc, "data", None)
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
+    """The contract's reason string in a node's revert error: its Error(string) data, else its message."""
+    for data in (getattr(exc, "data", None), *_ERROR_DATA.findall(str(exc))):
+        if isinstance(data, str) and data.startswith("0x") and len(data) % 2 == 0:
             reason = decode_revert_reason(bytes.fromhex(data[2:]))
-        except ValueError:
-            reason = None
-        if reason is not None:
-            return reason
+            if reason is not None:
+                return reason
     found = _REVERTED.search(str(exc))
     return found.group(1) if found else None
+
+
+def _refusal(reason: str | None) -> LedgerError:
+    """The error for a batch the contract reverted with ``reason``: a rule's refusal, or a failure of ours."""
+    if reason in AppendRefused.REASONS:
+        return AppendRefused(reason, f"the ledger contract refused the batch: {reason}")
+    return ChainError(f"the ledger contract reverted the batch ({reason or 'no reason given'})")
+
+
+class _Reverted(Exception):
+    """The node refused to take a transaction because it reverts when executed."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason or "reverted")
+        self.reason = reason
 
 
 class _Sender:
@@ -546,6 +561,9 @@ class _Sender:
                 tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:  # each node words these differently: sorted out below
                 message = str(exc).lower()
+                if "revert" in message:
+                    self._nonce = None  # it may have been mined all the same: ask the node next time
+                    raise _Reverted(_revert_reason(exc)) from exc
                 if "nonce" in message:
                     self._nonce = None  # another sender used it: ask the node again
                     continue
