@@ -115,7 +115,8 @@ class ScoringClient:
 
     # -- scoring ------------------------------------------------------------------------------------
     def scoring_grant(self, patient: str, model_id: str, grant_id: str | None = None) -> dict[str, Any]:
-        """The clinician's active scoring grant from ``patient`` for this model: ``grant_id``, or the newest."""
+        """The clinician's scoring grant from ``patient`` for this model: ``grant_id`` as it stands (the service
+        decides whether it is still active), or else the newest active one."""
         now = self.vault.now()
         held = [
             g
@@ -123,10 +124,11 @@ class ScoringClient:
             if g["grantee"] == self.vault.address
             and g["patient"].lower() == patient.lower()
             and g["purpose"] == f"model:{model_id}"
-            and g["revokedAt"] is None
-            and datetime.fromisoformat(g["expiry"]) > now
-            and (grant_id is None or g["grantId"] == grant_id.lower())
         ]
+        if grant_id is not None:
+            held = [g for g in held if g["grantId"] == grant_id.lower()]
+        else:
+            held = [g for g in held if g["revokedAt"] is None and datetime.fromisoformat(g["expiry"]) > now]
         if not held:
             raise VaultClientError(403, None, f"no active scoring grant from {patient} for model {model_id[:12]}…")
         return max(held, key=lambda g: g["grantedAt"])
