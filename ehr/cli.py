@@ -134,8 +134,22 @@ def keys_register(vault: str, keyfile: Path) -> None:
     show_default="$PCHR_MODELS or " + ",".join(DEFAULT_MODELS),
     help="Risk models to score with (comma-separated recipe names; empty for none).",
 )
+@click.option(
+    "--ledger",
+    default=lambda: os.environ.get("PCHR_LEDGER", "sql"),
+    show_default="$PCHR_LEDGER or sql",
+    help="The consent ledger: sql (tables in the database), evm+http://HOST:PORT (a contract on an EVM node: "
+    "$PCHR_LEDGER_OPERATOR_KEY, and $PCHR_LEDGER_CONTRACT or one deployed now) or evm+tester (an in-process chain).",
+)
 def serve(
-    database_url: str, host: str, port: int, workers: int, token_key: Path, public_url: str | None, models: str
+    database_url: str,
+    host: str,
+    port: int,
+    workers: int,
+    token_key: Path,
+    public_url: str | None,
+    models: str,
+    ledger: str,
 ) -> None:
     """Run the vault API (and the model service for encrypted risk scores)."""
     import uvicorn
@@ -146,6 +160,7 @@ def serve(
     os.environ["PCHR_DATABASE_URL"] = database_url
     os.environ["PCHR_TOKEN_KEY"] = str(token_key.resolve())
     os.environ["PCHR_MODELS"] = models
+    _prepare_ledger(ledger, workers)
     if public_url:
         os.environ["PCHR_PUBLIC_URL"] = public_url
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -439,14 +454,47 @@ def writers_list(vault: str, keyfile: Path) -> None:
     default=None,
     help="Keep the demo's database and keyfiles here (default: a temporary directory).",
 )
-def demo(workdir: Path | None) -> None:
+@click.option(
+    "--ledger",
+    type=click.Choice(["sql", "evm"]),
+    default="sql",
+    show_default=True,
+    help="The consent ledger: SQL tables, or a contract on an in-process EVM chain.",
+)
+def demo(workdir: Path | None, ledger: str) -> None:
     """Run the whole flow in-process on a temporary SQLite file, narrated."""
     from ehr.demo import run_demo
 
-    sys.exit(run_demo(workdir, echo=click.echo))
+    sys.exit(run_demo(workdir, echo=click.echo, ledger=ledger))
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _prepare_ledger(ledger: str, workers: int) -> None:
+    """Select the workers' consent ledger; on an EVM node without a contract yet, deploy one here, once."""
+    os.environ["PCHR_LEDGER"] = ledger
+    if ledger == "sql":
+        return
+    if ledger == "evm+tester":
+        if workers != 1:
+            raise click.ClickException("an in-process chain lives in one process: serve evm+tester with --workers 1")
+        return
+    from consent_chain.errors import LedgerError
+    from ehr.api.app import build_evm_backend
+    from ehr.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        backend = build_evm_backend(settings, deploy=True)
+    except (ValueError, OSError, LedgerError) as exc:
+        raise click.ClickException(f"consent ledger {ledger}: {exc}") from exc
+    os.environ["PCHR_LEDGER_CONTRACT"] = backend.address
+    deployed = not int(settings.ledger_contract, 16)
+    click.echo(
+        f"consent ledger: contract {backend.address} on chain {backend.chain_id}, {backend.size()} entries"
+        + (" (deployed now: set PCHR_LEDGER_CONTRACT to it to keep this ledger)" if deployed else "")
+    )
+
+
 def _call(fn: Any) -> Any:
     try:
         return fn()

@@ -9,6 +9,7 @@ Everything runs in this process, over real HTTP on a loopback port.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -95,10 +96,15 @@ def _ciphertext_bytes(db_path: Path) -> int:
         return int(conn.execute("SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM resource_version").fetchone()[0])
 
 
-def run_demo(workdir: Path | None = None, *, echo: Callable[[str], None] = print, seed: int = 7) -> int:
-    """Run the narrated flow; returns a process exit code (0 when every step behaved as it must)."""
+def run_demo(
+    workdir: Path | None = None, *, echo: Callable[[str], None] = print, seed: int = 7, ledger: str = "sql"
+) -> int:
+    """Run the narrated flow; returns a process exit code (0 when every step behaved as it must).
+
+    ``ledger``: ``sql`` (tables in the vault's database) or ``evm`` (the ConsentLedger contract on an in-process
+    EVM chain)."""
     with _workdir(workdir) as where:
-        return _run(where, echo, seed)
+        return _run(where, echo, seed, ledger)
 
 
 class _workdir:
@@ -125,13 +131,17 @@ def _steps() -> Iterator[int]:
         n += 1
 
 
-def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
+def _run(where: Path, echo: Callable[[str], None], seed: int, ledger: str = "sql") -> int:
     step = _steps()
     db_path = where / "vault.db"
     settings = Settings(database_url=f"sqlite:///{db_path}", models=("diabetes",))
+    settings = dataclasses.replace(settings, ledger="evm+tester" if ledger == "evm" else "sql")
     echo("pchr demo: an encrypted, patient-controlled health record\n")
-    with serve_in_thread(create_app(settings)) as base:
+    app = create_app(settings)
+    with serve_in_thread(app) as base:
         echo(f"{next(step)}. Vault running at {base}, storing into {db_path}")
+        if ledger == "evm":
+            _describe_evm_ledger(app, echo)
 
         # Onboard: keys are made and kept on each actor's side; only public keys reach the vault.
         passphrase = secrets.token_urlsafe(16)  # a fresh one per run; real users choose their own
@@ -261,6 +271,8 @@ def _run(where: Path, echo: Callable[[str], None], seed: int) -> int:
 
         echo(f"{next(step)}. An auditor verifies the consent ledger (pchr audit ledger):")
         audit_ok = run_ledger_audit(base, where / "audit.json", None, echo=lambda line: echo(f"     {line}")) == 0
+        if ledger == "evm":
+            audit_ok = _evm_replica_agrees(app, echo) and audit_ok
 
         patient.close()
         clinician.close()
@@ -371,3 +383,28 @@ def _booster(model_id: str) -> bytes:
     from models.registry import Registry
 
     return Registry().load(model_id).booster_bytes()
+
+
+def _describe_evm_ledger(app: Any, echo: Callable[[str], None]) -> None:
+    backend = app.state.vault.ledger.backend
+    echo(
+        f"     consent ledger: the ConsentLedger contract (Vyper, compiled from source) at {backend.address} on an "
+        f"in-process EVM chain (py-evm, chain id {backend.chain_id}); patients sign grants to it (EIP-712)"
+    )
+
+
+def _evm_replica_agrees(app: Any, echo: Callable[[str], None]) -> bool:
+    """A read-only replica rebuilds the ledger from the contract's events alone: the same entries and roots."""
+    ledger = app.state.vault.ledger
+    replica = ledger.backend.replica()
+    size = replica.size()
+    same = (
+        size == ledger.size()
+        and replica.entry_bytes(0, size) == ledger.backend.entry_bytes(0, size)
+        and replica.sync()[1] == ledger.grant_root()
+    )
+    echo(
+        f"     rebuilt from the contract's events by a read-only replica: {size} entries, the same log and grant "
+        f"root: {'yes' if same else 'NO'}"
+    )
+    return bool(same)

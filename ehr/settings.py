@@ -41,15 +41,23 @@ class Settings:
     """The operator's Ed25519 checkpoint key (Go note ``PRIVATE+KEY+...`` format), created on first start. None: a
     fresh key per process, which auditors cannot pin: set it for anything but a demo or a test."""
     ledger_chain_id: int = 31337
-    """EIP-712 domain chainId that grant signatures are bound to."""
+    """EIP-712 domain chainId that grant signatures are bound to (SQL ledger; an EVM ledger's is its chain's)."""
     ledger_contract: str = "0x0000000000000000000000000000000000000000"
     """EIP-712 domain verifyingContract (the contract's address on an EVM ledger)."""
+    ledger: str = "sql"
+    """Where the consent ledger lives: ``sql`` (tables in the vault's database), ``evm+http://host:port`` (the
+    ConsentLedger contract at ``ledger_contract`` on an EVM node, over JSON-RPC; ``pchr serve`` deploys one when
+    none is set) or ``evm+tester`` (a new contract on a fresh in-process chain: demos and tests)."""
+    ledger_operator_key_path: Path | None = None
+    """EVM ledger: file holding the operator account's secp256k1 key (hex), which sends the ledger's transactions
+    and pays their gas. None with ``evm+tester``: a fresh key, funded by the in-process chain."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         key = env.get("PCHR_TOKEN_KEY")
         ledger_key = env.get("PCHR_LEDGER_KEY")
+        operator_key = env.get("PCHR_LEDGER_OPERATOR_KEY")
         return cls(
             database_url=env.get("PCHR_DATABASE_URL", cls.database_url),
             max_body_bytes=int(env.get("PCHR_MAX_BODY_BYTES", cls.max_body_bytes)),
@@ -64,4 +72,6 @@ class Settings:
             ledger_key_path=Path(ledger_key) if ledger_key else None,
             ledger_chain_id=int(env.get("PCHR_LEDGER_CHAIN_ID", cls.ledger_chain_id)),
             ledger_contract=env.get("PCHR_LEDGER_CONTRACT", cls.ledger_contract),
+            ledger=env.get("PCHR_LEDGER", cls.ledger),
+            ledger_operator_key_path=Path(operator_key) if operator_key else None,
         )

@@ -65,6 +65,7 @@ __all__ = [
     "connect",
     "fund_from_node",
     "http_web3",
+    "load_operator_key",
     "tester_web3",
 ]
 
@@ -129,6 +130,18 @@ def fund_from_node(w3: Web3, address: str, wei: int = 10**20) -> None:
     tx = w3.eth.send_transaction({"from": accounts[0], "to": Web3.to_checksum_address(address), "value": Wei(wei)})
     if w3.eth.wait_for_transaction_receipt(tx)["status"] != 1:
         raise ChainError("funding the operator account failed")
+
+
+def load_operator_key(path: Path) -> bytes:
+    """The operator account's secp256k1 key from a file holding it in hex (``0x`` and 64 digits, as Hardhat and
+    most wallets export it)."""
+    text = path.read_text().strip().removeprefix("0x")
+    if len(text) != 64:
+        raise ValueError(f"{path} does not hold a secp256k1 key as 64 hex digits")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{path} does not hold a secp256k1 key as 64 hex digits") from None
 
 
 def connect(
@@ -325,6 +338,10 @@ class EvmLedgerBackend:
         if receipt["status"] != 1 or receipt["contractAddress"] is None:
             raise ChainError("deploying the ConsentLedger contract failed")
         return cls(w3, receipt["contractAddress"], operator_key=operator_key, **kwargs)
+
+    def replica(self) -> EvmLedgerBackend:
+        """A read-only backend on the same node and contract: the ledger as anyone rebuilds it from the events."""
+        return EvmLedgerBackend(self._w3, self.address)
 
     @property
     def operator(self) -> str | None:

@@ -29,10 +29,12 @@ from ehr.settings import Settings
 from ehr.store import Store
 
 if TYPE_CHECKING:
+    from consent_chain.backends.evm import EvmLedgerBackend
     from models.service import ScoringService
 
 __all__ = [
     "app_from_env",
+    "build_evm_backend",
     "build_ledger",
     "create_app",
     "load_or_create_ledger_signer",
@@ -88,10 +90,27 @@ def load_or_create_ledger_signer(path: Path | None, origin: str) -> Signer:
 
 
 def build_ledger(settings: Settings) -> Ledger:
-    """The consent ledger the settings describe: SQL tables in the vault's database (the embedded default)."""
-    domain = Domain(chain_id=settings.ledger_chain_id, verifying_contract=settings.ledger_contract)
+    """The consent ledger the settings describe: SQL tables in the vault's database (the embedded default), or the
+    ConsentLedger contract on an EVM chain (``settings.ledger``), whose chain id and address are the EIP-712 domain."""
     signer = load_or_create_ledger_signer(settings.ledger_key_path, settings.ledger_origin)
+    if settings.ledger != "sql":
+        backend = build_evm_backend(settings)
+        return Ledger(backend, signer, origin=settings.ledger_origin, domain=backend.domain)
+    domain = Domain(chain_id=settings.ledger_chain_id, verifying_contract=settings.ledger_contract)
     return Ledger(SqlLedgerBackend(settings.database_url), signer, origin=settings.ledger_origin, domain=domain)
+
+
+def build_evm_backend(settings: Settings, *, deploy: bool = False) -> EvmLedgerBackend:
+    """The EVM ledger backend ``settings.ledger`` names, attached to ``settings.ledger_contract`` (or, with
+    ``deploy`` and no contract set, a new one). web3 is imported here only, and only for an EVM ledger."""
+    from consent_chain.backends.evm import connect, load_operator_key
+
+    key_path = settings.ledger_operator_key_path
+    if key_path is None and settings.ledger.startswith("evm+http"):
+        raise ValueError("an EVM ledger needs its operator's key: set PCHR_LEDGER_OPERATOR_KEY to its key file")
+    contract = settings.ledger_contract if int(settings.ledger_contract, 16) else None
+    key = load_operator_key(key_path) if key_path is not None else None
+    return connect(settings.ledger, operator_key=key, contract=contract, deploy=deploy)
 
 
 def app_from_env() -> FastAPI:

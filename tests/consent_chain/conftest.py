@@ -20,8 +20,9 @@ from tests.evm_node.hardhat import hardhat_node, node_missing
 class EvmChain:
     """One chain, its operator account, and one deployed contract to reset between tests."""
 
-    def __init__(self, w3: Web3) -> None:
+    def __init__(self, w3: Web3, url: str | None = None) -> None:
         self.w3 = w3
+        self.url = url  # the node's JSON-RPC URL (None for an in-process chain)
         operator = Account.create()
         self.operator_key = bytes(operator.key)
         fund_from_node(w3, operator.address)
@@ -50,4 +51,4 @@ def hardhat_chain() -> Iterator[EvmChain]:
     if missing is not None:
         pytest.fail(missing)
     with hardhat_node() as url:
-        yield EvmChain(http_web3(url))
+        yield EvmChain(http_web3(url), url)
