@@ -27,7 +27,7 @@ from consent_chain.backends._evm_codec import (
     decode_event,
     decode_revert_reason,
 )
-from consent_chain.backends.evm import EvmLedgerBackend, _Mirror, compile_contract, fund_from_node
+from consent_chain.backends.evm import EvmLedgerBackend, _Mirror, _Node, compile_contract, fund_from_node
 from consent_chain.catalogue import read_catalogue
 from consent_chain.eip712 import SECP256K1_N, GrantMessage, RevokeMessage, sign
 from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, RevokeEntry
@@ -262,7 +262,7 @@ def test_the_contract_refuses_what_the_rules_refuse(
     with pytest.raises(AppendRefused) as by_chain:
         backend.submit([entry], NOW)
     assert by_chain.value.reason == reason
-    assert backend.last_receipt["status"] == 0
+    assert backend.last_receipt.status == 0
     assert backend.size() == size == contract(chain, backend).size().call()
 
 
@@ -311,8 +311,8 @@ def test_a_node_that_leaves_logs_out_is_caught(
     backend: EvmLedgerBackend, chain: EvmChain, alice: ActorKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend.submit([grant_entry(backend, alice, 0)], NOW)
-    real = chain.w3.eth.get_logs
-    monkeypatch.setattr(chain.w3.eth, "get_logs", lambda params: list(real(params))[:-1])
+    real = _Node.logs
+    monkeypatch.setattr(_Node, "logs", lambda node, address, start, stop: real(node, address, start, stop)[:-1])
     with pytest.raises(ChainError, match="left logs out"):
         EvmLedgerBackend(chain.w3, backend.address)
 
@@ -397,15 +397,15 @@ def test_gas_per_grant_and_revocation(evm_chain: EvmChain) -> None:
     backend.submit([key_entry(p) for p in patients], NOW)
     grants = [grant_entry(backend, p, 0) for p in patients]
     backend.submit(grants[:1], NOW)
-    single_grant = backend.last_receipt["gasUsed"]
+    single_grant = backend.last_receipt.gas_used
     backend.submit(grants[1:], NOW)  # 39 patients, each on the ledger for the first time: the costliest batch
-    batched_grant = backend.last_receipt["gasUsed"] / 39
+    batched_grant = backend.last_receipt.gas_used / 39
     backend.submit([revoke_entry(backend, patients[0], grants[0].grant_id, 1)], NOW)
-    single_revoke = backend.last_receipt["gasUsed"]
+    single_revoke = backend.last_receipt.gas_used
     backend.submit(
         [revoke_entry(backend, p, g.grant_id, 1) for p, g in zip(patients[1:], grants[1:], strict=True)], NOW
     )
-    batched_revoke = backend.last_receipt["gasUsed"] / 39
+    batched_revoke = backend.last_receipt.gas_used / 39
     assert batched_grant <= 60_000  # the goal
     assert single_grant <= 80_000
     assert single_revoke <= 60_000
