@@ -73,12 +73,15 @@ __all__ = [
 
 CONTRACT_SOURCE = Path(__file__).resolve().parent.parent / "contracts" / "ConsentLedger.vy"
 
-# Gas a transaction may use, by kind (measured: a batched GRANT uses about 36,000 and a lone one 71,000 with the
-# transaction's own cost; a KEY about 85,000 to 125,000, most of it verifying the binding's EIP-191 text).
-# Only the gas used is paid; the bound only has to be above it and under the block's gas limit.
-_GAS_BASE = 80_000
-_GAS_PER = {KeyEntry: 160_000, GrantEntry: 70_000, RevokeEntry: 60_000, AttestEntry: 40_000}
-_GAS_PER_BYTE = 40  # calldata (16) and the event's copy of an ATTEST proof
+# The gas limit of an append: a bound from the entries' kinds (measured, with cold storage: a GRANT in a batch
+# about 38,000 of gas, a REVOKE 24,000, a KEY up to 100,000, most of it rebuilding the binding's EIP-191 text; a
+# transaction's own cost and the head's update about 35,000). Only the gas used is paid, so the bound only has to
+# be above it; when it is above what one transaction may use (the block's gas limit, and 2^24 since EIP-7825),
+# the node's eth_estimateGas decides.
+_GAS_BASE = 60_000
+_GAS_PER = {KeyEntry: 130_000, GrantEntry: 55_000, RevokeEntry: 40_000, AttestEntry: 30_000}
+_GAS_PER_BYTE = 24  # calldata (16) and the event's copy of an ATTEST proof (8)
+_TX_GAS_CAP = 1 << 24  # EIP-7825
 _FEE_TTL = 30.0  # seconds a fee quote is reused
 _SEND_ATTEMPTS = 5
 _ERROR_DATA = re.compile(r"0x08c379a0[0-9a-fA-F]*")  # Error(string) revert data, wherever the node puts it
@@ -381,12 +384,7 @@ class EvmLedgerBackend:
         if self._sender is None:
             raise ChainError("this ledger backend has no operator key: it can read the ledger but not append")
         data = append_calldata(entries, stamp)
-        gas = _GAS_BASE + len(data) * _GAS_PER_BYTE + sum(_GAS_PER[type(e)] for e in entries)
-        if gas > self._block_gas_limit:
-            raise ChainError(
-                f"a batch of {len(entries)} entries may need {gas:,} gas, more than a block holds "
-                f"({self._block_gas_limit:,}): append it in smaller batches"
-            )
+        gas = self._gas_limit(entries, data)
         try:
             receipt = self._sender.transact(self.address, data, gas)
         except _Reverted as exc:  # a node that refuses a reverting transaction when it is sent (Hardhat can)
@@ -405,6 +403,30 @@ class EvmLedgerBackend:
         appended = [self._mirror.apply(e) for e in logged]
         self._synced_block = max(self._synced_block, receipt.block)
         return [a for a in appended if a is not None]
+
+    def _gas_limit(self, entries: Sequence[Entry], data: bytes) -> int:
+        cap = min(self._block_gas_limit, _TX_GAS_CAP)
+        bound = _GAS_BASE + len(data) * _GAS_PER_BYTE + sum(_GAS_PER[type(e)] for e in entries)
+        if bound <= cap:
+            return bound
+        assert self._operator is not None
+        call = {"from": self._operator.address, "to": self.address, "data": data}
+        try:
+            estimate = int(self._w3.eth.estimate_gas(call))  # type: ignore[arg-type]
+        except Exception as exc:  # a batch the contract refuses fails its estimate: the same reasons
+            reason = _revert_reason(exc)
+            if reason is not None:
+                raise _refusal(reason) from exc
+            raise ChainError(
+                f"the node could not estimate the gas of a batch of {len(entries)} entries ({exc}); it may need more "
+                f"than one transaction may use ({cap:,}): append it in smaller batches"
+            ) from exc
+        if estimate * 11 // 10 > cap:
+            raise ChainError(
+                f"a batch of {len(entries)} entries needs {estimate:,} gas, more than one transaction may use "
+                f"({cap:,}): append it in smaller batches"
+            )
+        return estimate * 11 // 10
 
     def _appended(self, logged: LoggedEntry) -> Appended:
         record = self._mirror.grants.get(logged.entry.grant_id) if isinstance(logged.entry, GrantEntry) else None

@@ -493,3 +493,23 @@ def test_revert_reasons_are_read_from_each_nodes_errors() -> None:
     assert refused.reason == "stale"
     assert isinstance(_refusal("not-operator"), ChainError)
     assert isinstance(_refusal(None), ChainError)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_large_batch_is_estimated_and_one_too_large_refused(hardhat_chain: EvmChain) -> None:
+    backend = hardhat_chain.fresh()
+    patients = [ActorKeys.generate(Role.PATIENT) for _ in range(30)]
+    backend.submit([key_entry(p) for p in patients], NOW)
+    grants = [grant_entry(backend, patients[i % 30], i // 30) for i in range(300)]
+    # 300 grants: more than the bound by kinds lets one transaction hold (2^24 gas), so the node estimates it.
+    appended = backend.submit(grants, NOW)
+    assert [a.leaf_index for a in appended] == list(range(300))
+    assert backend.last_receipt is not None
+    assert 300 * 30_000 < backend.last_receipt.gas_used < 1 << 24
+    # 250 key bindings, each checked on chain, need more than one transaction may use: refused, nothing sent.
+    receipt = backend.last_receipt
+    with pytest.raises(ChainError, match="smaller batches"):
+        backend.submit([key_entry(ActorKeys.generate(Role.CLINICIAN)) for _ in range(250)], NOW)
+    assert backend.last_receipt is receipt
+    assert backend.size() == 330
