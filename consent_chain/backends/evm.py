@@ -6,15 +6,19 @@ the append rules itself, and publishes each entry as an event. This backend
 
 1. **appends** a batch in one transaction: it runs the same rules (:func:`consent_chain.rules.check_state`)
    against its mirror first, so that a refusal names the same reason as on the SQL backend without spending
-   gas, then sends ``append(time)`` with the entries packed in the calldata (:mod:`._evm_codec`), waits for the
-   receipt and checks ``receipt.status`` (eth-tester does not raise on a revert when gas is given). A revert is
-   replayed with ``eth_call`` on the state before its block to read the contract's reason, which is one of
-   :attr:`AppendRefused.REASONS`: what a racing appender that the mirror had not seen yet can cause;
+   gas (a refusal stands only once the mirror has caught up with the chain), then sends ``append(time)`` with
+   the entries packed in the calldata (:mod:`._evm_codec`), waits for the receipt and checks its status
+   (eth-tester does not raise on a revert when gas is given). A revert is replayed with ``eth_call`` on the state
+   before its block to read the contract's reason, one of :attr:`AppendRefused.REASONS`: what an entry that
+   another process made invalid meanwhile gets. The mirror then takes the entries from the receipt's events;
 2. **mirrors** the log from the contract's events (``eth_getLogs``): the entries' canonical bytes, the RFC 9162
    subtree hashes they complete, the state the rules read and the Poseidon grant tree, synced lazily with its
    root history, exactly as :class:`~consent_chain.backends.sql.SqlLedgerBackend` does. Every read first asks
    the node for its block number and catches up when it moved, then checks the mirror's size against the
    contract's ``size()`` at that block, so a node that leaves logs out is caught.
+
+Over HTTP, the hot calls (block number, sending, receipts, logs) are raw JSON-RPC read here (:class:`_Node`);
+everything else, and every call to another provider, goes through web3.
 
 Nodes: the in-process eth-tester chain (py-evm; :func:`tester_web3`) for tests and demos, or any JSON-RPC node
 (:func:`http_web3`): Hardhat, Hyperledger Besu, any EVM network. The mirror trusts that a block it has read stays
@@ -360,14 +364,25 @@ class EvmLedgerBackend:
         if not entries:
             return []
         with self._lock:
-            self._refresh()
-            view = _View(self._mirror)
-            stamped = []
-            for entry in entries:
-                checked = check(view, entry)
-                view.add(checked)
-                stamped.append(checked)
+            # Checked against the mirror as it is; the contract checks again against the chain, so an entry that
+            # another process made invalid meanwhile is refused there. A refusal here stands only once the mirror
+            # has caught up with the chain: another process may have appended what makes the entry valid.
+            try:
+                stamped = self._checked(entries, check)
+            except AppendRefused:
+                if not self._refresh():
+                    raise
+                stamped = self._checked(entries, check)
             return self._submit(stamped, stamped[-1].time)
+
+    def _checked(self, entries: Sequence[Entry], check: Callable[[LedgerView, Entry], Entry]) -> list[Entry]:
+        view = _View(self._mirror)
+        stamped = []
+        for entry in entries:
+            checked = check(view, entry)
+            view.add(checked)
+            stamped.append(checked)
+        return stamped
 
     def submit(self, entries: Sequence[Entry], time: int) -> list[Appended]:
         """Send entries to the contract as they are, unchecked here: the contract's own verdict on them.
@@ -448,11 +463,12 @@ class EvmLedgerBackend:
         )
 
     # -- following the chain ----------------------------------------------------------------------------------
-    def _refresh(self, *, force: bool = False) -> None:
-        """Catch the mirror up with the chain when the node's head has moved (one eth_blockNumber otherwise)."""
+    def _refresh(self, *, force: bool = False) -> bool:
+        """Catch the mirror up with the chain when the node's head has moved (one eth_blockNumber otherwise);
+        whether there was anything to read."""
         head = self._node.block_number()
         if head <= self._synced_block and not force:
-            return
+            return False
         start = self._synced_block  # inclusive: entries after ours in the block we last read
         while start <= head:
             stop = min(start + self._log_chunk - 1, head)
@@ -466,6 +482,7 @@ class EvmLedgerBackend:
                 f"the node's logs hold {self._mirror.size} entries but the contract's size is {on_chain} at block "
                 f"{head}: the node left logs out"
             )
+        return True
 
     # -- reads ------------------------------------------------------------------------------------------------
     def size(self) -> int:

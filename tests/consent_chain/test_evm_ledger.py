@@ -307,6 +307,27 @@ def test_a_second_writer_and_a_reader_follow_the_chain(
         reader.submit([grant_entry(reader, bob, 0)], NOW)
 
 
+def test_two_processes_appending_get_the_chains_verdicts(
+    backend: EvmLedgerBackend, chain: EvmChain, alice: ActorKeys
+) -> None:
+    ours = Ledger(backend, Signer.generate("pchr.test/evm"), origin="pchr.test/evm", domain=backend.domain, clock=at_t0)
+    theirs = EvmLedgerBackend(chain.w3, backend.address, operator_key=chain.operator_key)
+    # They register carol; our mirror has not read it, but our refusal waits until it has: her grant goes in.
+    carol = ActorKeys.generate(Role.PATIENT)
+    theirs.submit([key_entry(carol)], NOW)
+    (appended,) = ours.append([grant_entry(backend, carol, 0)])
+    assert (appended.index, appended.leaf_index) == (4, 0)
+    # They append alice's grant with nonce 0; ours, signed with the same nonce, passes our stale mirror and is
+    # refused by the contract.
+    theirs.submit([grant_entry(theirs, alice, 0)], NOW)
+    with pytest.raises(AppendRefused) as refused:
+        ours.append([grant_entry(backend, alice, 0)])
+    assert refused.value.reason == "replay"
+    assert backend.last_receipt is not None
+    assert backend.last_receipt.status == 0
+    assert ours.size() == 6
+
+
 def test_a_node_that_leaves_logs_out_is_caught(
     backend: EvmLedgerBackend, chain: EvmChain, alice: ActorKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
