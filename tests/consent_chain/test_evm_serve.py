@@ -36,6 +36,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # two uvicorn workers take 20-30 s to start on the shared two cores
 @pytest.mark.integration
 def test_serve_with_two_workers_keeps_the_ledger_on_the_chain(hardhat_chain: EvmChain, tmp_path: Path) -> None:
     assert hardhat_chain.url is not None
