@@ -414,9 +414,11 @@ def evm_sections(results: EvmResults) -> str:
         ),
         "### Gas (eth-tester, from the receipts; the same EVM rules as any chain)\n\n"
         + table(["Entry", "Median gas", "Samples", "Goal"], gas_rows, "lrrl"),
-        "\nA batch's gas over its entries includes its share of the transaction's 21,000 and of the head update; "
-        "the patients of a batch are distinct, so every patient's slot is cold: the costliest batch. A grant alone "
-        "pays the transaction's base cost and the ledger head's storage by itself.",
+        "\nA batch's gas over its entries includes its share of the transaction's 21,000 and of the head update. "
+        f"In a batch of {plan.batches[0]} every patient appears once, so every patient's slot is cold: the costliest "
+        "batch. A grant alone pays the transaction's base cost and the ledger head's storage by itself. Wall-clock "
+        "rates on the shared two cores vary from run to run (min and max above); the client's CPU time per grant "
+        "is the steadier figure.",
         _how_measured(results),
     ]
     return "\n\n".join(lines)

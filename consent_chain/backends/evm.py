@@ -216,6 +216,8 @@ class _Mirror:
         if logged.index > self.size:
             raise ChainError(f"the chain's log skips from entry {self.size} to {logged.index}")
         index, entry = logged.index, logged.entry
+        if isinstance(entry, RevokeEntry) and entry.grant_id not in self.grants:
+            raise ChainError(f"the chain's log entry {index} revokes a grant that the log does not hold")
         fresh = merkle.new_nodes(index, merkle.hash_leaf(data), lambda lv, ix: self.nodes[(lv, ix)])
         self.nodes.update(((lv, ix), h) for lv, ix, h in fresh)
         self.entries.append(data)

@@ -27,8 +27,8 @@
     patient's place. It can refuse to append (censor), and it chooses the entries' time: this contract only
     makes that time never go back, and anyone can compare it with the timestamp of the block it landed in.
 
-    Entries are batched: append() takes any number of entries of any kinds in one transaction (as many as the
-    block's gas allows), packed in the calldata in their canonical encoding (consent_chain/entries.py) without
+    Entries are batched: append() takes any number of entries of any kinds in one transaction (as many as one
+    transaction's gas allows: about 400 grants under EIP-7825's 2^24), packed in the calldata in their canonical encoding (consent_chain/entries.py) without
     the time, in log order, and reverts as a whole if any is refused. Each entry emits one event carrying its
     log index, every field of its canonical encoding and its time, so the leaf bytes of the RFC 9162 log are
     rebuilt from the events exactly; GRANT events in order assign the grant tree's leaves, REVOKE events empty
@@ -38,7 +38,7 @@
     a batch costs one new slot and one updated slot.
 """
 
-MAX_BATCH: constant(uint256) = 4096  # entries a call; the block's gas limit binds long before
+MAX_BATCH: constant(uint256) = 4096  # entries a call (a loop bound); a transaction's gas limit binds long before
 MAX_PROOF: constant(uint256) = 2047  # bytes of an ATTEST proof (a Groth16 proof on BN254 is 256)
 MAX_SKEW: constant(uint256) = 600  # seconds, as consent_chain.rules.MAX_SKEW
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168  # secp256k1 n/2

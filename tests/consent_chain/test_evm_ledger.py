@@ -346,7 +346,10 @@ def test_the_mirror_refuses_a_log_that_skips_or_changes(alice: ActorKeys, bob: A
         mirror.apply(LoggedEntry(0, key_entry(bob)))
     with pytest.raises(ChainError, match="skips from entry 1 to 2"):
         mirror.apply(LoggedEntry(2, key_entry(bob)))
+    with pytest.raises(ChainError, match="revokes a grant that the log does not hold"):
+        mirror.apply(LoggedEntry(1, RevokeEntry(bytes(32), alice.address, 0, NOW, bytes(65))))
     assert mirror.size == 1
+    assert list(mirror.nodes) == [(0, 0)]
 
 
 def test_only_the_operator_appends(backend: EvmLedgerBackend, chain: EvmChain, alice: ActorKeys) -> None:
