@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from consent_chain import merkle
 from consent_chain.audit import audit_ledger
@@ -56,20 +57,19 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-@pytest.fixture
 def signer() -> Signer:
     return Signer.generate("pchr.test/ledger")
 
 
 @pytest.fixture
-def ledger(db: Path, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Ledger:
-    ledger = Ledger(SqlLedgerBackend(f"sqlite:///{db}"), signer, origin=signer.name, domain=DOMAIN, clock=clock)
+def ledger(
+    database_url: str, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys
+) -> Iterator[Ledger]:
+    backend = SqlLedgerBackend(database_url)
+    ledger = Ledger(backend, signer, origin=signer.name, domain=DOMAIN, clock=clock)
     ledger.append([key_entry(k) for k in (alice, bob, doctor)])
-    return ledger
+    yield ledger
+    backend.engine.dispose()
 
 
 def key_entry(keys: ActorKeys) -> KeyEntry:
@@ -256,7 +256,7 @@ def test_checkpoint_proofs_and_replay(
 
 
 def test_the_audit_is_clean_then_names_an_altered_entry(
-    ledger: Ledger, signer: Signer, db: Path, alice: ActorKeys, doctor: ActorKeys
+    ledger: Ledger, signer: Signer, alice: ActorKeys, doctor: ActorKeys
 ) -> None:
     for _ in range(4):
         ledger.append([signed_grant(ledger, alice, doctor)[1]])
@@ -264,10 +264,11 @@ def test_the_audit_is_clean_then_names_an_altered_entry(
     assert first.clean
     assert first.counts == {"KEY": 3, "GRANT": 4}
     # Someone with database access edits entry 5 (a commitment) behind the ledger's back.
-    with sqlite3.connect(db) as conn:
-        (data,) = conn.execute("SELECT data FROM ledger_entry WHERE idx = 5").fetchone()
-        tampered = bytes(data[:60]) + bytes([data[60] ^ 1]) + bytes(data[61:])
-        conn.execute("UPDATE ledger_entry SET data = ? WHERE idx = 5", (tampered,))
+    assert isinstance(ledger.backend, SqlLedgerBackend)
+    with ledger.backend.engine.begin() as conn:
+        data = bytes(conn.execute(text("SELECT data FROM ledger_entry WHERE idx = 5")).scalar_one())
+        tampered = data[:60] + bytes([data[60] ^ 1]) + data[61:]
+        conn.execute(text("UPDATE ledger_entry SET data = :data WHERE idx = 5"), {"data": tampered})
     second = audit_ledger(_Source(ledger), signer.verifier, previous=first.checkpoint)
     assert second.altered == [5]
     assert not second.clean

@@ -11,8 +11,10 @@ from ehr.client import VaultClient
 from ehr.demo import database_bytes, plaintext_needles, synthetic_record
 from ehr.fhir import canonical_json
 from ehr.transaction import assign_patient
+from tests.storage.databases import sqlite_only
 
 
+@sqlite_only  # reads the SQLite file; tests/storage/test_postgres.py checks PostgreSQL's bytes
 def test_database_holds_no_plaintext(http: TestClient, patient: VaultClient, db_path: Path) -> None:
     # Two records: one sealed on the patient's side, one sent as plain FHIR and sealed by the vault.
     client_sealed = assign_patient(synthetic_record(seed=11), patient.address)
