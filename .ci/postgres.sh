@@ -11,7 +11,7 @@
 # PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` system user that the Debian
 # package creates (override with PCHR_PG_USER); as anyone else it belongs to you. `start` writes only `export`
 # lines to stdout; progress goes to stderr.
-set -euo pipefail
+set -Eeuo pipefail
 
 PG_USER=${PCHR_PG_USER:-postgres}
 DB_NAME=pchr
@@ -71,6 +71,9 @@ cmd_start() {
     fi
     dir=${1:-$(mktemp -d -t pchr-postgres.XXXXXX)}
     mkdir -p "$dir"
+    touch "$dir/.pchr-postgres" # marks the directory as one `stop` may delete
+    # Whatever goes wrong from here on, leave no half-started cluster behind.
+    trap 'stop_cluster "$dir"' ERR
     chmod 0700 "$dir"
     if [[ $EUID -eq 0 ]]; then
         chown "$PG_USER" "$dir"
@@ -86,7 +89,7 @@ cmd_start() {
         --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
         {
             cat "$dir/initdb.log" >&2
-            exit 1
+            false
         }
     # Binding can still lose a race for the port: try a few.
     for _ in 1 2 3 4 5; do
@@ -102,28 +105,31 @@ cmd_start() {
     if [[ -z "$port" ]]; then
         cat "$dir/server.log" >&2
         log "the server did not start"
-        exit 1
+        false
     fi
     PGPASSWORD=$password "$bindir/psql" -X -q -h 127.0.0.1 -p "$port" -U "$DB_ROLE" -d postgres \
         -c "CREATE DATABASE $DB_NAME" >&2
     printf '%s\n' "$port" >"$dir/port"
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
+    trap - ERR
     printf 'export PCHR_TEST_POSTGRES_URL=%q\n' "postgresql+psycopg2://$DB_ROLE:$password@127.0.0.1:$port/$DB_NAME"
     printf 'export PCHR_TEST_POSTGRES_DIR=%q\n' "$dir"
 }
 
-cmd_stop() {
-    local dir=${1:?usage: $0 stop DIR}
-    local bindir
-    bindir=$(pg_bindir)
+stop_cluster() {
+    local dir=$1
     if [[ -f "$dir/data/postmaster.pid" ]]; then
-        as_owner "$bindir/pg_ctl" --pgdata="$dir/data" --mode=fast --wait stop >/dev/null
+        as_owner "$(pg_bindir)/pg_ctl" --pgdata="$dir/data" --mode=fast --wait stop >/dev/null
         log "stopped the cluster in $dir"
     fi
-    # Only ever delete what `start` made.
-    if [[ -f "$dir/data/PG_VERSION" ]]; then
+    # Only ever delete a directory `start` made.
+    if [[ -f "$dir/.pchr-postgres" ]]; then
         rm -rf "$dir"
     fi
+}
+
+cmd_stop() {
+    stop_cluster "${1:?usage: $0 stop DIR}"
 }
 
 case "${1:-}" in
