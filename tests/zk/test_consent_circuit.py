@@ -165,13 +165,6 @@ def test_the_in_circuit_leaf_is_the_grant_s_commitment(ledger: Ledger, index: in
     assert cs.num_constraints == 321
 
 
-def test_a_grant_at_another_index_proves_too(ledger: Ledger) -> None:
-    # Leaf 4 is a right child at level 0 and a left child above: both directions of the swap are used.
-    a = assign(ledger.grants[4], ledger.tree.path(4), ledger.tree.root, used_mask=USED, t=T, request_hash=REQUEST)
-    consent_r1cs().check(list(a.wires))
-    assert a.witness.path.index == 4
-
-
 # ---------------------------------------------------------------------------------------------------- false statements
 
 
@@ -191,8 +184,13 @@ def test_a_grant_at_or_after_its_expiry_fails_the_time_check(ledger: Ledger, aft
     assert refused_at(*statement_and_witness(grant, path, root, t=t)) == "time/assert_less_than64/bits64"
     with pytest.raises(StatementError, match=f"expired at time t = {t}"):
         assign(grant, path, root, used_mask=USED, t=t, request_hash=REQUEST)
-    # One second earlier it holds.
-    build_consent_circuit(*statement_and_witness(grant, path, root, t=grant.expiry_unix - 1))
+
+
+def test_a_grant_proves_until_the_second_before_its_expiry(ledger: Ledger) -> None:
+    grant = ledger.grants[4]  # at leaf 4 = 0b100: a right child at level 2, where leaf 0 is a left child everywhere
+    t = grant.expiry_unix - 1
+    a = assign(grant, ledger.tree.path(4), ledger.tree.root, used_mask=USED, t=t, request_hash=REQUEST)
+    assert a.statement.t == t
 
 
 def test_a_wrong_sibling_fails_the_root(ledger: Ledger) -> None:
