@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from zk.boundary import FQ12, miller_loop, pairing_product_is_one
 from zk.curve import (
     G1,
     G2,
@@ -54,6 +53,7 @@ from zk.field import CURVE_ORDER, batch_inverse, root_of_unity
 from zk.keys import Coefficient, Proof, ProvingKey, VerifyingKey
 from zk.msm import fixed_base_g1, fixed_base_g2, msm_g1_jacobian, msm_g2_jacobian
 from zk.ntt import domain_size_for, odd_coset_evaluations
+from zk.pairing import Fq12, G2Prepared, pairing, pairing_check, prepare_g2
 from zk.r1cs import R1CS
 
 __all__ = [
@@ -252,19 +252,31 @@ class PreparedVerifyingKey:
     """A verifying key with what does not depend on the proof computed once (see :func:`prepare`)."""
 
     vk: VerifyingKey
-    alpha_beta: FQ12
-    """The Miller value of ``e(alpha, beta)``."""
+    alpha_beta: Fq12
+    """``e(alpha, beta)`` in GT."""
+    gamma_lines: G2Prepared
+    delta_lines: G2Prepared
 
 
 def prepare(vk: VerifyingKey) -> PreparedVerifyingKey:
-    """Check the key's points (PointError) and precompute ``e(alpha, beta)`` for :func:`verify`."""
-    for point in (vk.alpha_g1, *vk.ic):
+    """Check the key's points and precompute what :func:`verify` needs that does not depend on the proof.
+
+    PointError when a G1 point of the key is off the curve or a G2 point outside G2 (a key read from a file is
+    checked by its parser too; this also covers keys built in code). Precomputes ``e(alpha, beta)`` and the Miller
+    loop lines of gamma and delta.
+    """
+    for name, point in (("alpha", vk.alpha_g1), *((f"IC[{i}]", p) for i, p in enumerate(vk.ic))):
         if not g1_in_subgroup(point):
-            raise PointError("a G1 point of the verifying key is not on the curve")
-    for point2 in (vk.beta_g2, vk.gamma_g2, vk.delta_g2):
+            raise PointError(f"verifying key point {name} is not on the G1 curve")
+    for name, point2 in (("beta", vk.beta_g2), ("gamma", vk.gamma_g2), ("delta", vk.delta_g2)):
         if not g2_in_subgroup(point2):
-            raise PointError("a G2 point of the verifying key is not in G2")
-    return PreparedVerifyingKey(vk, miller_loop(vk.alpha_g1, vk.beta_g2))
+            raise PointError(f"verifying key point {name} is not in G2")
+    return PreparedVerifyingKey(
+        vk=vk,
+        alpha_beta=pairing(vk.alpha_g1, vk.beta_g2),
+        gamma_lines=prepare_g2(vk.gamma_g2),
+        delta_lines=prepare_g2(vk.delta_g2),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -287,10 +299,14 @@ def verify(prepared: PreparedVerifyingKey, public_inputs: Sequence[int], proof: 
         if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x < _R:
             raise ProofError("public input out of range", f"public input {i} is not an integer in 0..r-1")
     proof.check_points()
-    acc = g1_add_mixed(msm_g1_jacobian(vk.ic[1:], public_inputs), vk.ic[0])
-    public = g1_to_affine(acc)
-    pairs = [(g1_neg(proof.a), proof.b), (public, vk.gamma_g2), (proof.c, vk.delta_g2)]
-    if not pairing_product_is_one(pairs, prepared=[prepared.alpha_beta]):
+    public = g1_to_affine(g1_add_mixed(msm_g1_jacobian(vk.ic[1:], public_inputs), vk.ic[0]))
+    # e(A, B) e(-L, gamma) e(-C, delta) = e(alpha, beta), one final exponentiation for the three Miller loops.
+    pairs = [
+        (proof.a, prepare_g2(proof.b)),
+        (g1_neg(public), prepared.gamma_lines),
+        (g1_neg(proof.c), prepared.delta_lines),
+    ]
+    if not pairing_check(pairs, prepared.alpha_beta):
         raise ProofError("pairing check failed", "e(A, B) != e(alpha, beta) e(L, gamma) e(C, delta)")
 
 
