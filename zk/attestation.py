@@ -23,9 +23,9 @@ service recomputes from the request it received (:meth:`Attestation.request_hash
              || field(ciphertext, its bytes) )  mod r
 
 where ``field(x) = len(x) as 8 bytes big-endian || x``. The domain string names the purpose and version, so no
-other hash in pchr can collide with it by construction; the length prefixes make the encoding injective. Reducing a 256-bit
-digest mod r (r ~ 2^253.6) maps at most 6 digests to each residue: collision resistance drops by under 3 bits,
-and a request hash is only ever compared for equality, never used as a key.
+other hash in pchr can collide with it by construction; the length prefixes make the encoding injective. Reducing
+a 256-bit digest mod r (r ~ 2^253.6) maps at most 6 digests to each residue: collision resistance drops by under
+3 bits, and a request hash is only ever compared for equality, never used as a key.
 
 An ATTEST entry is :meth:`Attestation.to_bytes`, 421 bytes: the request hash, proof, model id and root that issue #5
 names, then the other public inputs, which an auditor needs to verify the proof. Every number is big-endian and
