@@ -4,6 +4,7 @@ The hierarchy::
 
     ZkError                         base of every zk error
     ├── PointError                  bytes or integers that are not a valid BN254 point (also a ValueError)
+    ├── FormatError                 a snarkjs / iden3 file (JSON or binary) that does not parse: names the field
     └── ConstraintError             a witness that does not satisfy an R1CS constraint (carries its index, label)
 
 To add an error: subclass :class:`ZkError` (or the narrowest error above that it refines), draw it here, and list it
@@ -13,7 +14,7 @@ evidence (which constraint, which coordinate) for the developer.
 
 from __future__ import annotations
 
-__all__ = ["ConstraintError", "PointError", "ZkError"]
+__all__ = ["ConstraintError", "FormatError", "PointError", "ZkError"]
 
 
 class ZkError(Exception):
@@ -22,6 +23,10 @@ class ZkError(Exception):
 
 class PointError(ZkError, ValueError):
     """Not a point of the group it was parsed as: a coordinate >= q, off the curve, or outside the r-torsion."""
+
+
+class FormatError(ZkError, ValueError):
+    """Not a valid snarkjs or iden3 file: the message names the field (``proof.pi_b[1]``, ``zkey section 7``), why."""
 
 
 class ConstraintError(ZkError):
