@@ -48,6 +48,10 @@ __all__ = [
     "check_key_matches",
     "dump_json",
     "expected_coefficients",
+    "g1_from_json",
+    "g1_to_json",
+    "g2_from_json",
+    "g2_to_json",
     "load_json",
     "proof_from_json",
     "proof_to_json",
@@ -69,8 +73,9 @@ CURVE_NAME: Final = "bn128"
 
 _Q: Final = FIELD_MODULUS
 _R: Final = CURVE_ORDER
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,79}")
-"""Canonical decimals; 80 digits is beyond any field element here, and bounds what ``int()`` is asked to read."""
+_DECIMAL: Final = re.compile(r"0|[1-9][0-9]*")
+_MAX_DIGITS: Final = 80
+"""Beyond any field element here (q has 77 digits); bounds what ``int()`` is asked to read."""
 
 _FFJAVASCRIPT_PAIRING_POWER: Final = 2 * U * (6 * U * U + 3 * U + 1)
 """ffjavascript's pairing is py_ecc's to this power (see :func:`alphabeta_to_json`)."""
@@ -117,6 +122,8 @@ def dump_json(doc: object) -> str:
 def _decimal(value: object, where: str, bound: int, bound_name: str) -> int:
     if not isinstance(value, str):
         raise FormatError(f"{where}: must be a decimal string, not {_json_kind(value)}")
+    if len(value) > _MAX_DIGITS:
+        raise FormatError(f"{where}: {len(value)} characters is too long for a field element")
     if not _DECIMAL.fullmatch(value):
         raise FormatError(f"{where}: {value[:90]!r} is not a canonical decimal string (digits only, no leading zeros)")
     number = int(value)

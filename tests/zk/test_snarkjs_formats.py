@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tests.interop.pchr_circuits import bounded_preimage
 from tests.interop.tamper import g2_point_outside_subgroup
 from tests.zk.strategies import g1_points, g2_points, scalars, twist_point
+from zk import groth16
 from zk.curve import G1, G2, g1_mul, g2_mul
 from zk.errors import FormatError
 from zk.field import CURVE_ORDER, FIELD_MODULUS
@@ -24,6 +25,7 @@ from zk.iden3_binfile import build, parse
 from zk.keys import Proof, VerifyingKey
 from zk.r1cs import R1CS
 from zk.snarkjs import (
+    check_key_matches,
     dump_json,
     load_json,
     proof_from_json,
@@ -36,6 +38,8 @@ from zk.snarkjs import (
     verifying_key_to_json,
     wtns_from_bytes,
     wtns_to_bytes,
+    zkey_from_bytes,
+    zkey_to_bytes,
 )
 
 R, Q = CURVE_ORDER, FIELD_MODULUS
@@ -76,7 +80,7 @@ def proof_doc() -> dict[str, Any]:
         ("1_000", "not a canonical decimal"),
         ("", "not a canonical decimal"),
         ("١٢", "not a canonical decimal"),  # Arabic-Indic digits, which int() would accept
-        ("9" * 81, "not a canonical decimal"),
+        ("9" * 81, "81 characters is too long for a field element"),
         (1, "not a JSON number"),
         (1.5, "not a JSON number"),
         (True, "not true"),
@@ -481,3 +485,12 @@ def test_wtns_refuses_values_not_below_r_and_a_first_wire_other_than_one() -> No
     short = build("wtns", 2, [(1, header), (2, (1).to_bytes(32, "little"))])
     with pytest.raises(FormatError, match="32 bytes do not hold nWitness = 2 values"):
         wtns_from_bytes(short)
+
+
+def test_a_development_key_round_trips_through_zkey_bytes(circuit: tuple[R1CS, list[int]]) -> None:
+    r1cs, _ = circuit
+    pk = groth16.setup(r1cs, rng=random.Random(3))
+    data = zkey_to_bytes(pk)
+    assert zkey_from_bytes(data) == pk
+    check_key_matches(pk, r1cs)
+    assert sorted(parse(data, "zkey", 1).sections) == list(range(1, 10))
