@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.interop.tamper import MATRIX, Files, Tamper, g2_point_outside_subgroup, unparsed
+from tests.zk.strategies import twist_point
 from zk import groth16
+from zk.curve import G2Affine, g2_add, g2_mul, g2_to_affine, g2_to_jacobian
 from zk.errors import FormatError, PointError, ProofError, WitnessError
 from zk.field import CURVE_ORDER, FIELD_MODULUS
 from zk.iden3_binfile import build, parse
@@ -252,10 +254,44 @@ def test_a_point_off_the_curve_is_refused_naming_section_and_index() -> None:
 
 
 def test_a_b2_point_outside_the_subgroup_is_refused() -> None:
-    (x0, x1), (y0, y1) = g2_point_outside_subgroup()
+    _refused(
+        _b2_replaced(0, g2_point_outside_subgroup()),
+        7,
+        r"zkey section 7 \(B2 points\): point 0: .* not in its order-r subgroup",
+    )
+
+
+def _b2_replaced(index: int, point: G2Affine) -> bytes:
     b2 = bytearray(_section(7))
-    b2[0:128] = _mont(x0) + _mont(x1) + _mont(y0) + _mont(y1)
-    _refused(bytes(b2), 7, r"zkey section 7 \(B2 points\): point 0: .* not in its order-r subgroup")
+    (x0, x1), (y0, y1) = point
+    b2[128 * index : 128 * (index + 1)] = _mont(x0) + _mont(x1) + _mont(y0) + _mont(y1)
+    return bytes(b2)
+
+
+def _present_b2_indices() -> list[int]:
+    return [i for i, p in enumerate(zkey().b_g2_query) if p != ((0, 0), (0, 0))]
+
+
+def test_a_b2_point_with_a_small_order_component_is_found_by_the_batched_subgroup_test() -> None:
+    """The hardest case for a batched test: P + T with T of order 10069, the twist's smallest prime factor."""
+    cofactor = 2 * FIELD_MODULUS - CURVE_ORDER
+    small = g2_mul(twist_point(random.Random(1)), CURVE_ORDER * cofactor // 10069)
+    assert small != ((0, 0), (0, 0))
+    assert g2_mul(small, 10069) == ((0, 0), (0, 0))
+    index = _present_b2_indices()[-1]
+    bad = g2_to_affine(g2_add(g2_to_jacobian(zkey().b_g2_query[index]), g2_to_jacobian(small)))
+    for _ in range(3):  # each read draws fresh weights
+        _refused(
+            _b2_replaced(index, bad), 7, rf"point {index}: point is on the G2 twist but not in its order-r subgroup"
+        )
+
+
+def test_a_b2_point_off_the_twist_is_refused() -> None:
+    index = _present_b2_indices()[3]
+    (x, (y0, y1)) = zkey().b_g2_query[index]
+    _refused(
+        _b2_replaced(index, (x, (y0, (y1 + 1) % FIELD_MODULUS))), 7, rf"point {index}: point is not on the G2 twist"
+    )
 
 
 def test_missing_or_extra_points_are_refused() -> None:
