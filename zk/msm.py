@@ -31,16 +31,30 @@ from zk.curve import (
     G2Jacobian,
     g1_add,
     g1_add_mixed,
+    g1_batch_to_affine,
     g1_double,
+    g1_neg,
     g1_to_affine,
+    g1_to_jacobian,
     g2_add,
     g2_add_mixed,
+    g2_batch_to_affine,
     g2_double,
+    g2_neg,
     g2_to_affine,
+    g2_to_jacobian,
 )
 from zk.field import CURVE_ORDER, FIELD_MODULUS
 
-__all__ = ["msm_g1", "msm_g1_jacobian", "msm_g2", "msm_g2_jacobian", "window_size"]
+__all__ = [
+    "fixed_base_g1",
+    "fixed_base_g2",
+    "msm_g1",
+    "msm_g1_jacobian",
+    "msm_g2",
+    "msm_g2_jacobian",
+    "window_size",
+]
 
 _Q: Final = FIELD_MODULUS
 _G1_INF_J: Final[G1Jacobian] = (1, 1, 0)
@@ -294,3 +308,93 @@ def msm_g2_jacobian(points: Sequence[G2Affine], scalars: Sequence[int]) -> G2Jac
 def msm_g2(points: Sequence[G2Affine], scalars: Sequence[int]) -> G2Affine:
     """``sum scalars[i] * points[i]`` in G2 (affine; ValueError if the lengths differ)."""
     return g2_to_affine(msm_g2_jacobian(points, scalars))
+
+
+# Building a fixed-base table costs one Jacobian addition per entry, about two batch-affine additions.
+_TABLE_RATIO: Final = 2.0
+
+
+def _signed_digits(k: int, c: int) -> list[int]:
+    """``k`` in base 2^c with digits in ``(-2^(c-1), 2^(c-1)]``, least significant first."""
+    full, half = 1 << c, 1 << (c - 1)
+    mask = full - 1
+    digits = []
+    while k:
+        d = k & mask
+        if d > half:
+            d -= full
+        digits.append(d)
+        k = (k - d) >> c
+    return digits
+
+
+def fixed_base_g1(base: G1Affine, scalars: Sequence[int]) -> list[G1Affine]:
+    """``[k] base`` for every k of ``scalars`` (reduced mod r), sharing one table of multiples of ``base``.
+
+    The table holds ``d * 2^(cj) * base`` for each c-bit window j and signed digit ``1 <= d <= 2^(c-1)``; each
+    product is then the sum of one table entry per non-zero digit, and all those sums are done together in
+    batch-affine form (:func:`_sum_groups_g1`). A trusted setup turns thousands of field elements into points
+    this way.
+    """
+    r = CURVE_ORDER
+    ks = [k % r for k in scalars]
+    if base == G1_INFINITY or not any(ks):
+        return [G1_INFINITY] * len(ks)
+    c = window_size(len(ks), r.bit_length(), _TABLE_RATIO)
+    half = 1 << (c - 1)
+    windows = -(-(r.bit_length() + 1) // c)
+    table: list[list[G1Affine]] = []
+    start = g1_to_jacobian(base)
+    for _ in range(windows):
+        row = [start]
+        for _ in range(half - 1):
+            row.append(g1_add(row[-1], start))
+        affine = g1_batch_to_affine(row)
+        table.append(affine)
+        start = g1_to_jacobian(affine[0])
+        for _ in range(c):
+            start = g1_double(start)
+    groups: list[list[G1Affine]] = []
+    for k in ks:
+        group = []
+        for j, d in enumerate(_signed_digits(k, c)):
+            if d > 0:
+                group.append(table[j][d - 1])
+            elif d < 0:
+                group.append(g1_neg(table[j][-d - 1]))
+        groups.append(group)
+    _sum_groups_g1(groups)
+    return [g[0] if g else G1_INFINITY for g in groups]
+
+
+def fixed_base_g2(base: G2Affine, scalars: Sequence[int]) -> list[G2Affine]:
+    """:func:`fixed_base_g1` in G2."""
+    r = CURVE_ORDER
+    ks = [k % r for k in scalars]
+    if base == G2_INFINITY or not any(ks):
+        return [G2_INFINITY] * len(ks)
+    c = window_size(len(ks), r.bit_length(), _TABLE_RATIO)
+    half = 1 << (c - 1)
+    windows = -(-(r.bit_length() + 1) // c)
+    table: list[list[G2Affine]] = []
+    start = g2_to_jacobian(base)
+    for _ in range(windows):
+        row = [start]
+        for _ in range(half - 1):
+            row.append(g2_add(row[-1], start))
+        affine = g2_batch_to_affine(row)
+        table.append(affine)
+        start = g2_to_jacobian(affine[0])
+        for _ in range(c):
+            start = g2_double(start)
+    groups: list[list[G2Affine]] = []
+    for k in ks:
+        group = []
+        for j, d in enumerate(_signed_digits(k, c)):
+            if d > 0:
+                group.append(table[j][d - 1])
+            elif d < 0:
+                group.append(g2_neg(table[j][-d - 1]))
+        groups.append(group)
+    _sum_groups_g2(groups)
+    return [g[0] if g else G2_INFINITY for g in groups]

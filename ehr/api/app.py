@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -18,7 +19,7 @@ from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.eip712 import Domain
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
-from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes
+from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes, model_routes
 from ehr.api.render import fhir_response
 from ehr.consent import ConsentService
 from ehr.errors import OAuthError, Unauthorized, VaultError
@@ -26,6 +27,9 @@ from ehr.fhir import operation_outcome, outcome_for
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
+
+if TYPE_CHECKING:
+    from models.service import ScoringService
 
 __all__ = [
     "app_from_env",
@@ -95,9 +99,23 @@ def app_from_env() -> FastAPI:
     return create_app(Settings.from_env())
 
 
-def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
-    """The vault's FastAPI app. Pass ``vault`` to inject a prepared one (clock, rng, store) in tests."""
+def build_scoring(settings: Settings) -> ScoringService | None:
+    """The model service for ``settings.models`` (None when empty); trains missing models on first start."""
+    if not settings.models:
+        return None
+    from models.registry import Registry
+    from models.service import ScoringService
+
+    return ScoringService.from_registry(Registry(), settings.models, max_sessions=settings.scoring_sessions)
+
+
+def create_app(
+    settings: Settings | None = None, *, vault: Vault | None = None, scoring: ScoringService | None = None
+) -> FastAPI:
+    """The vault's FastAPI app. Pass ``vault`` (clock, rng, store) or ``scoring`` to inject prepared ones."""
     settings = settings or Settings.from_env()
+    if scoring is None:
+        scoring = build_scoring(settings)
     if vault is None:
         vault = Vault(
             Store(settings.database_url),
@@ -110,7 +128,10 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     app = FastAPI(title="pchr vault", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.vault = vault
-    app.state.consents = ConsentService(vault, vault.ledger)
+    app.state.scoring = scoring
+    app.state.consents = ConsentService(
+        vault, vault.ledger, model_catalogue=scoring.catalogue_of if scoring else lambda _: None
+    )
 
     @app.exception_handler(OAuthError)
     async def oauth_error(_: Request, exc: OAuthError) -> Response:
@@ -145,5 +166,6 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     app.include_router(auth_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(consent_routes.router)
+    app.include_router(model_routes.router)
     app.include_router(fhir_routes.router)
     return app

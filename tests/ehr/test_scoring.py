@@ -1,0 +1,287 @@
+"""Encrypted risk scoring through the vault's API: grants, the CKKS round trip, and every refusal.
+
+One diabetes model (trained into a temporary registry) and one clinician CKKS key serve the whole module: key
+generation and model building take seconds, so they are made once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from ehr.api import create_app
+from ehr.client import VaultClient, VaultClientError
+from ehr.identity import ActorKeys
+from ehr.scoring import ScoringClient, grant_scoring
+from ehr.service import Vault
+from ehr.settings import Settings
+from models.features import DIABETES, to_fhir
+from models.he import HeClient
+from models.recipes import recipe
+from models.registry import Registry
+from models.service import ScoringService
+from models.train import split
+from models.trees import margins
+from tests.conftest import Clock
+
+ON = date(2026, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def scoring_service(tmp_path_factory: pytest.TempPathFactory) -> ScoringService:
+    return ScoringService.from_registry(Registry(tmp_path_factory.mktemp("models")), ["diabetes"])
+
+
+@pytest.fixture(scope="module")
+def he_key() -> HeClient:
+    return HeClient()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> np.ndarray:
+    return split(recipe("diabetes")).x_test
+
+
+@pytest.fixture
+def app_http(settings: Settings, vault: Vault, scoring_service: ScoringService) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, vault=vault, scoring=scoring_service)) as client:
+        yield client
+
+
+def _client(http: TestClient, keys: ActorKeys, clock: Clock) -> VaultClient:
+    client = VaultClient(http, keys, clock=clock)
+    client.register()
+    return client
+
+
+@pytest.fixture
+def alice(app_http: TestClient, patient_keys: ActorKeys, clock: Clock) -> VaultClient:
+    return _client(app_http, patient_keys, clock)
+
+
+@pytest.fixture
+def doctor(app_http: TestClient, clinician_keys: ActorKeys, clock: Clock) -> VaultClient:
+    return _client(app_http, clinician_keys, clock)
+
+
+@pytest.fixture
+def scorer(doctor: VaultClient, he_key: HeClient) -> ScoringClient:
+    return ScoringClient(doctor, he=he_key)
+
+
+@pytest.fixture
+def model(scorer: ScoringClient) -> dict[str, Any]:
+    return scorer.model("diabetes")
+
+
+def _upload_row(patient: VaultClient, row: np.ndarray) -> None:
+    resources = to_fhir(DIABETES, row, patient.address, reference_date=ON)
+    person, observations = resources[0], resources[1:]
+    patient.update({**person, "id": patient.address})
+    for obs in observations:
+        patient.create(obs)
+
+
+def _read_grant(patient: VaultClient, doctor: VaultClient, clock: Clock) -> dict[str, Any]:
+    return patient.grant(doctor.address, ["patient", "observation"], expiry=clock() + timedelta(days=30))
+
+
+def _plain_margin(scoring_service: ScoringService, row: np.ndarray) -> float:
+    ensemble = scoring_service.model("diabetes").artifact.ensemble
+    return float(margins(ensemble, row[None, :])[0])
+
+
+def test_models_are_described_without_their_trees(app_http: TestClient, scoring_service: ScoringService) -> None:
+    listing = app_http.get("/models").json()["models"]
+    (entry,) = listing
+    served = scoring_service.model("diabetes")
+    assert entry["id"] == served.model_id
+    assert entry["purpose"] == f"model:{served.model_id}"
+    assert [e["key"] for e in entry["catalogue"]["entries"]] == [f.key for f in DIABETES.features]
+    assert entry["card"]["metrics"]["auc"] > 0.75
+    text = json.dumps(entry)
+    for tree_key in ("split_conditions", "base_weights", "booster"):
+        assert tree_key not in text
+    assert app_http.get(f"/models/{served.model_id}").json()["name"] == "diabetes"
+    missing = app_http.get("/models/" + "0" * 64)
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_encrypted_score_matches_plaintext_xgboost(
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+    scoring_service: ScoringService,
+) -> None:
+    row = held_out[3]
+    _upload_row(alice, row)
+    _read_grant(alice, doctor, clock)
+    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    assert grant["keysShared"] == 0  # a scoring grant opens no record
+    result = scorer.score("diabetes", alice.address, on=ON)
+    assert result.used_mask == DIABETES.full_mask
+    assert result.missing == ()
+    np.testing.assert_allclose(result.features.array(), row)
+    reference = _plain_margin(scoring_service, row)
+    assert abs(result.margin - reference) <= 5e-3
+    assert result.upload_bytes <= 2 * 1024 * 1024
+    assert 0.0 < result.probability < 1.0
+
+
+def test_features_outside_the_scoring_grant_are_missing(
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+    scoring_service: ScoringService,
+) -> None:
+    row = held_out[10]
+    _upload_row(alice, row)
+    _read_grant(alice, doctor, clock)
+    allowed = ["glucose-2h-ogtt", "bmi", "age"]
+    grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30), features=allowed)
+    result = scorer.score("diabetes", alice.address, on=ON)
+    assert result.used == tuple(allowed)
+    assert set(result.missing) == {f.key for f in DIABETES.features} - set(allowed)
+    masked = np.where([f.key in allowed for f in DIABETES.features], row, np.nan)
+    assert abs(result.margin - _plain_margin(scoring_service, masked)) <= 5e-3
+
+
+def _raw_score(http: TestClient, doctor: VaultClient, model_id: str, **fields: str) -> Any:
+    body = {"session": "0" * 64, "grant": "0" * 64, "usedMask": "01", "ciphertext": "AAAA", **fields}
+    return http.post(
+        f"/models/{model_id}/score", json=body, headers={"Authorization": f"Bearer {doctor.access_token()}"}
+    )
+
+
+def test_scoring_without_an_active_grant_is_refused_before_any_work(
+    app_http: TestClient,
+    alice: VaultClient,
+    doctor: VaultClient,
+    model: dict[str, Any],
+    clock: Clock,
+) -> None:
+    # The session is not open and the ciphertext is garbage: a 403 (not 409 or 400) shows the grant came first.
+    assert _raw_score(app_http, doctor, model["id"]).status_code == 403
+
+    read = _read_grant(alice, doctor, clock)
+    wrong_purpose = _raw_score(app_http, doctor, model["id"], grant=read["grantId"])
+    assert wrong_purpose.status_code == 403
+    assert "purpose" in wrong_purpose.json()["issue"][0]["diagnostics"]
+
+    grant = grant_scoring(
+        alice, doctor.address, model, expiry=clock() + timedelta(days=1), features=["glucose-2h-ogtt"]
+    )
+    wider = _raw_score(app_http, doctor, model["id"], grant=grant["grantId"], usedMask="03")
+    assert wider.status_code == 403
+    assert "outside the grant's scope" in wider.json()["issue"][0]["diagnostics"]
+
+    # Within scope, the grant holds: the request goes on to the session, which is not open (409).
+    assert _raw_score(app_http, doctor, model["id"], grant=grant["grantId"]).status_code == 409
+
+    clock.advance(days=2)
+    expired = _raw_score(app_http, doctor, model["id"], grant=grant["grantId"])
+    assert expired.status_code == 403
+    assert "expired" in expired.json()["issue"][0]["diagnostics"]
+
+
+def test_a_revoked_scoring_grant_stops_scoring(
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+) -> None:
+    _upload_row(alice, held_out[0])
+    _read_grant(alice, doctor, clock)
+    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    scorer.score("diabetes", alice.address, on=ON)
+    alice.revoke(grant["grantId"])
+    with pytest.raises(VaultClientError) as refused:
+        scorer.score("diabetes", alice.address, grant_id=grant["grantId"], on=ON)
+    assert refused.value.status == 403
+    revoked = _raw_score(scorer.vault.http, doctor, model["id"], grant=grant["grantId"])  # type: ignore[arg-type]
+    assert revoked.status_code == 403
+    assert "revoked" in revoked.json()["issue"][0]["diagnostics"]
+
+
+def test_bad_scoring_requests_get_clear_4xx(
+    app_http: TestClient,
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+) -> None:
+    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    session = scorer.open_session()
+    ok = {"grant": grant["grantId"], "session": session}
+
+    def diagnostics(response: Any) -> str:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        return str(response.json()["issue"][0]["diagnostics"])
+
+    garbage = _raw_score(app_http, doctor, model["id"], **ok, ciphertext=base64.b64encode(b"x" * 64).decode())
+    assert garbage.status_code == 400
+    assert "does not fit" in diagnostics(garbage)
+    assert _raw_score(app_http, doctor, model["id"], **ok, ciphertext="not base64!").status_code == 400
+    too_wide = _raw_score(app_http, doctor, model["id"], **ok, usedMask="ff")
+    assert too_wide.status_code == 422
+    assert "does not fit" in diagnostics(too_wide)
+    assert _raw_score(app_http, doctor, model["id"], **ok, usedMask="xyz").status_code == 400
+    assert _raw_score(app_http, doctor, model["id"], **{**ok, "grant": "abc"}).status_code == 400
+    assert _raw_score(app_http, doctor, "0" * 64, **ok).status_code == 404
+    assert _raw_score(app_http, alice, model["id"], **ok).status_code == 403  # patients do not request scores
+
+    headers = {"Authorization": f"Bearer {doctor.access_token()}", "Content-Type": "application/octet-stream"}
+    not_keys = app_http.post("/models/sessions", content=b"pchr? no", headers=headers)
+    assert not_keys.status_code == 400
+    assert "evaluation context" in diagnostics(not_keys)
+
+
+def test_scoring_grants_are_checked_when_given(
+    app_http: TestClient, alice: VaultClient, doctor: VaultClient, model: dict[str, Any], clock: Clock
+) -> None:
+    unknown = {**model, "purpose": "model:" + "ab" * 32}
+    with pytest.raises(VaultClientError) as refused:
+        grant_scoring(alice, doctor.address, unknown, expiry=clock() + timedelta(days=1))
+    assert refused.value.status == 422
+    assert "does not score" in refused.value.message
+
+    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=1))
+    shares = app_http.post(
+        f"/consent/grants/{grant['grantId']}/keys",
+        json={"keys": []},
+        headers={"Authorization": f"Bearer {alice.access_token()}"},
+    )
+    assert shares.status_code == 403
+    assert "opens no record" in shares.json()["issue"][0]["diagnostics"]
+
+
+def test_a_session_belongs_to_the_clinician_who_opened_it(
+    scoring_service: ScoringService, he_key: HeClient, tmp_path: Path
+) -> None:
+    session = scoring_service.open_session("0xdoctor", he_key.public_context())
+    assert scoring_service.session("0xdoctor", session.session_id).size == session.size
+    from models.errors import SessionError
+
+    with pytest.raises(SessionError):
+        scoring_service.session("0xsomeone-else", session.session_id)
+    scoring_service.close_session("0xdoctor", session.session_id)
+    with pytest.raises(SessionError):
+        scoring_service.session("0xdoctor", session.session_id)
