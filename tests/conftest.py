@@ -23,7 +23,19 @@ from ehr.identity import ActorKeys, Role
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
-from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database
+from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database, select_databases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: run on the SQLite database alone (reads the file itself)")
+    config.addinivalue_line("markers", "postgres_only: run on the PostgreSQL database alone (reads the server itself)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, deselected = select_databases(items)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 class Clock:

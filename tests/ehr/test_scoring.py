@@ -31,6 +31,10 @@ from models.service import ScoringService
 from models.train import split
 from models.trees import margins
 from tests.conftest import Clock
+from tests.storage.databases import sqlite_only
+
+# CKKS-heavy; its storage (grants, sealed reads) is what tests/ehr/test_consent_flow.py runs on PostgreSQL too.
+pytestmark = sqlite_only
 
 ON = date(2026, 3, 1)
 

@@ -25,20 +25,50 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-__all__ = ["DATABASES", "POSTGRES_URL", "fresh_postgres_database", "postgres_only", "sqlite_only"]
+__all__ = [
+    "DATABASES",
+    "NO_POSTGRES",
+    "POSTGRES_URL",
+    "fresh_postgres_database",
+    "postgres_only",
+    "select_databases",
+    "sqlite_only",
+]
 
 POSTGRES_URL = os.environ.get("PCHR_TEST_POSTGRES_URL") or None
 DATABASES = ("sqlite", "postgresql") if POSTGRES_URL else ("sqlite",)
 NO_POSTGRES = "no PostgreSQL server: set PCHR_TEST_POSTGRES_URL (see .ci/postgres.sh; .ci/run sets it)"
 SERVER_TIME_ZONE = "Asia/Kathmandu"
 
-# For tests that look at a SQLite file itself, or at PostgreSQL itself: they override the fixture's parameters.
-sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-postgres_only = pytest.mark.parametrize(
-    "database_url",
-    [pytest.param("postgresql", marks=pytest.mark.skipif(POSTGRES_URL is None, reason=NO_POSTGRES))],
-    indirect=True,
-)
+# For tests that look at a SQLite file itself, or at PostgreSQL itself (tests/conftest.py applies them).
+sqlite_only = pytest.mark.sqlite_only
+postgres_only = pytest.mark.postgres_only
+
+
+def select_databases(items: list[pytest.Item]) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(kept, deselected): a ``sqlite_only`` test runs on SQLite alone, a ``postgres_only`` one on PostgreSQL alone.
+
+    Without a PostgreSQL server a ``postgres_only`` test is kept, and skipped with the reason.
+    """
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        database = callspec.params.get("database_url") if callspec is not None else None
+        if database is None:
+            kept.append(item)
+        elif item.get_closest_marker("sqlite_only") is not None and database != "sqlite":
+            dropped.append(item)
+        elif item.get_closest_marker("postgres_only") is not None and database != "postgresql":
+            if POSTGRES_URL is None:
+                item.add_marker(pytest.mark.skip(reason=NO_POSTGRES))
+                kept.append(item)
+            else:
+                dropped.append(item)
+        else:
+            kept.append(item)
+    return kept, dropped
+
 
 _admin: Engine | None = None
 
