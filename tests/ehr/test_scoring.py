@@ -7,6 +7,7 @@ consent circuit serve the whole module: each takes seconds to make.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from consent_chain.entries import AttestEntry
 from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
 from ehr.identity import ActorKeys
@@ -30,6 +32,8 @@ from models.recipes import recipe
 from models.registry import Registry
 from models.service import ScoringService
 from models.train import split
+from zk.attestation import Attestation
+from zk.consent_circuit import model_field
 from models.trees import margins
 from tests.conftest import Clock
 
@@ -219,6 +223,23 @@ def test_each_score_leaves_an_attest_entry_that_audits_clean(
     assert finding["grantee"] == doctor.address
     assert finding["usedMask"] == format(result.used_mask, "016x")
     assert audit["verified"] == 1
+
+    # Entries nobody could have proved are named by the audit: a narrower mask under a proof made for all seven
+    # features, and an entry whose fields are not its attestation's.
+    a = result.attestation
+    wider = Attestation(a.model_id, dataclasses.replace(a.statement, used_mask=0x3F), a.proof)
+    s = a.statement
+    ledger = app_http.app.state.consents.ledger  # type: ignore[attr-defined]
+    ledger.append(
+        [
+            AttestEntry(s.request_hash, model_field(a.model_id), s.root, wider.to_bytes()),
+            AttestEntry(s.request_hash + 1, model_field(a.model_id), s.root, a.to_bytes()),
+        ]
+    )
+    audit = app_http.get("/ledger/attestations").json()
+    assert [f["verified"] for f in audit["attestations"]] == [True, False, False]
+    assert "invalid proof" in audit["attestations"][1]["problem"]
+    assert "not its attestation's" in audit["attestations"][2]["problem"]
     described = app_http.get("/zk").json()
     assert described["setup"] == "development"
     assert described["constraints"] == 5730
