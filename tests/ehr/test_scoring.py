@@ -32,10 +32,10 @@ from models.recipes import recipe
 from models.registry import Registry
 from models.service import ScoringService
 from models.train import split
-from zk.attestation import Attestation
-from zk.consent_circuit import model_field
 from models.trees import margins
 from tests.conftest import Clock
+from zk.attestation import Attestation
+from zk.consent_circuit import model_field
 
 ON = date(2026, 3, 1)
 
