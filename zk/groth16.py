@@ -36,7 +36,6 @@ from typing import Final
 from zk.curve import (
     G1,
     G2,
-    G1Jacobian,
     g1_add,
     g1_add_mixed,
     g1_in_subgroup,
@@ -194,27 +193,23 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, rng: random.Random | None =
     rng = rng if rng is not None else secrets.SystemRandom()
     _check_witness(pk, witness)
     n_pub = pk.num_public
-    p_odd = _quotient_on_odd_coset(pk, witness)
     wires = list(witness)
-    private = wires[n_pub + 1 :]
-    a_sum = msm_g1_jacobian(pk.a_query, wires)
-    b1_sum = msm_g1_jacobian(pk.b_g1_query, wires)
-    b2_sum = msm_g2_jacobian(pk.b_g2_query, wires)
-    l_sum = msm_g1_jacobian(pk.l_query, private)
-    h_sum = msm_g1_jacobian(pk.h_query, p_odd)
-
+    p_odd = _quotient_on_odd_coset(pk, wires)
     r, s = _random_nonzero(rng), _random_nonzero(rng)
     vk = pk.vk
-    a = g1_add(g1_add_mixed(a_sum, vk.alpha_g1), g1_mul_jacobian(pk.delta_g1, r))
-    b1 = g1_add(g1_add_mixed(b1_sum, pk.beta_g1), g1_mul_jacobian(pk.delta_g1, s))
-    b2 = g2_add_mixed(b2_sum, vk.beta_g2)
-    b2 = g2_add_mixed(b2, g2_to_affine(g2_mul_jacobian(vk.delta_g2, s)))
-    a_affine = g1_to_affine(a)
-    c: G1Jacobian = g1_add(l_sum, h_sum)
-    c = g1_add(c, g1_mul_jacobian(a_affine, s))
-    c = g1_add(c, g1_mul_jacobian(g1_to_affine(b1), r))
-    c = g1_add(c, g1_mul_jacobian(pk.delta_g1, -r * s % _R))
-    proof = Proof(a_affine, g2_to_affine(b2), g1_to_affine(c))
+
+    a_sum = msm_g1_jacobian(pk.a_query, wires)
+    b_sum = msm_g2_jacobian(pk.b_g2_query, wires)
+    # C = L.w + H.p + s A + r B1 - r s delta with B1 = beta + B1.w + s delta, so C = (L.w + H.p + B1.(r w)) + s A +
+    # r beta: B in G1 is never formed, its query joins the others in one larger (so cheaper per point) MSM.
+    c_sum = msm_g1_jacobian(
+        (*pk.l_query, *pk.h_query, *pk.b_g1_query),
+        [*wires[n_pub + 1 :], *p_odd, *(r * x % _R for x in wires)],
+    )
+    a = g1_to_affine(g1_add(g1_add_mixed(a_sum, vk.alpha_g1), g1_mul_jacobian(pk.delta_g1, r)))
+    b = g2_add_mixed(g2_add_mixed(b_sum, vk.beta_g2), g2_to_affine(g2_mul_jacobian(vk.delta_g2, s)))
+    c = g1_add(g1_add(c_sum, g1_mul_jacobian(a, s)), g1_mul_jacobian(pk.beta_g1, r))
+    proof = Proof(a, g2_to_affine(b), g1_to_affine(c))
 
     if not is_valid(_prepared(vk), wires[1 : n_pub + 1], proof):
         raise WitnessError("the witness does not satisfy the proving key's constraints (its proof does not verify)")

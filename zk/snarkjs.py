@@ -10,16 +10,17 @@ proof's and the public signals'), ``src/groth16_verify.js`` (how they are read) 
   with a trailing Z = 1; the point at infinity is ``["0", "1", "0"]`` (G2: ``[["0","0"], ["1","0"], ["0","0"]]``);
 - F_q2 elements are ``[c0, c1]`` for ``c0 + c1 i`` (EIP-197's bytes put c1 first; JSON does not);
 - the public signals are circom's public wires in order: outputs, then public inputs in declaration order;
-- ``vk_alphabeta_12`` is ``e(alpha, beta)`` in F_q12 written over snarkjs's tower (F_q2[v] / (v^3 - (9 + i)),
-  then [w] / (w^2 - v)) as ``[[a0, a1, a2], [b0, b1, b2]]`` of F_q2 pairs.
+- ``vk_alphabeta_12`` is ffjavascript's ``e(alpha, beta)`` in F_q12 written over snarkjs's tower (F_q2[v] /
+  (v^3 - (9 + i)), then [w] / (w^2 - v)) as ``[[a0, a1, a2], [b0, b1, b2]]`` of F_q2 pairs (see
+  :func:`alphabeta_to_json`: ffjavascript's pairing is a fixed power of py_ecc's).
 
 Reading is stricter than snarkjs, which runs ``BigInt()`` on whatever it finds: a number must match
-``0|[1-9][0-9]*`` (no hex, sign, exponent, whitespace, leading zeros or JSON numbers), be below its modulus
-(coordinates below q, public signals below r: ``x + r`` is refused, not reduced), Z must be 1 or the point the
-point at infinity as written above, points must be on their curve and G2 points in the order-r subgroup (snarkjs
-checks only the curve). Unknown fields are refused. Each :class:`~zk.errors.FormatError` names the field
-(``proof.pi_b[0][1]``) and the reason. ``vk_alphabeta_12`` is written (computed through :mod:`zk.boundary`'s
-pairing) and, on reading, ignored: a verifier computes it from alpha and beta itself.
+``0|[1-9][0-9]*`` (no hex, sign, exponent, whitespace, leading zeros, non-ASCII digits or JSON numbers), be below
+its modulus (coordinates below q, public signals below r: ``x + r`` is refused, not reduced); Z must be 1 unless the
+point is the point at infinity written as above (other projective forms are refused, not normalised); points must
+be on their curve and G2 points in the order-r subgroup (snarkjs checks only the curve). Unknown fields are refused.
+Each :class:`~zk.errors.FormatError` names the field (``proof.pi_b[0][1]``) and the reason. ``vk_alphabeta_12`` is
+written (computed through :mod:`zk.boundary`'s pairing) and, on reading, ignored: a verifier computes it itself.
 
 Functions take and return decoded JSON (``dict`` / ``list`` / ``str``); :func:`load_json` and :func:`dump_json` are
 the text edges, the first refusing duplicate keys and non-finite numbers.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+from functools import cache
 from typing import Any
 
 import pytest
@@ -57,6 +58,17 @@ def sample_vk(num_public: int = 2) -> VerifyingKey:
         g2_mul(G2, 6),
         tuple(g1_mul(G1, 7 + i) for i in range(num_public + 1)),
     )
+
+
+@cache
+def _vk_doc() -> str:
+    return dump_json(verifying_key_to_json(sample_vk(2)))
+
+
+def vk_doc() -> dict[str, Any]:
+    """A fresh copy of the sample key's JSON (the pairing in vk_alphabeta_12 is computed once)."""
+    doc: dict[str, Any] = load_json(_vk_doc())
+    return doc
 
 
 def proof_doc() -> dict[str, Any]:
@@ -250,7 +262,7 @@ def test_verifying_keys_round_trip_through_json() -> None:
 
 
 def test_vk_alphabeta_12_is_optional_and_not_trusted_on_reading() -> None:
-    doc = verifying_key_to_json(sample_vk())
+    doc = vk_doc()
     doc["vk_alphabeta_12"] = "anything"
     vk = verifying_key_from_json(doc)
     del doc["vk_alphabeta_12"]
@@ -259,7 +271,7 @@ def test_vk_alphabeta_12_is_optional_and_not_trusted_on_reading() -> None:
 
 @pytest.mark.parametrize(("n_public", "why"), [(3, "= 4 points, not 3"), (1, "= 2 points, not 3")])
 def test_npublic_must_agree_with_the_ic_points(n_public: int, why: str) -> None:
-    doc = verifying_key_to_json(sample_vk(2))
+    doc = vk_doc()
     doc["nPublic"] = n_public
     with pytest.raises(FormatError, match=rf"^verification_key\.IC: must hold nPublic \+ 1 {why}$"):
         verifying_key_from_json(doc)
@@ -267,18 +279,18 @@ def test_npublic_must_agree_with_the_ic_points(n_public: int, why: str) -> None:
 
 @pytest.mark.parametrize("n_public", ["2", 2.0, True, -1])
 def test_npublic_is_a_json_integer(n_public: object) -> None:
-    doc = verifying_key_to_json(sample_vk(2))
+    doc = vk_doc()
     doc["nPublic"] = n_public
     with pytest.raises(FormatError, match=r"^verification_key\.nPublic: must be a non-negative JSON integer"):
         verifying_key_from_json(doc)
 
 
 def test_key_points_name_their_field_and_index() -> None:
-    doc = verifying_key_to_json(sample_vk(2))
+    doc = vk_doc()
     doc["IC"][2][1] = str((int(doc["IC"][2][1]) + 1) % Q)
     with pytest.raises(FormatError, match=r"^verification_key\.IC\[2\]: point is not on the G1 curve"):
         verifying_key_from_json(doc)
-    doc = verifying_key_to_json(sample_vk(2))
+    doc = vk_doc()
     doc["vk_gamma_2"] = [doc["vk_gamma_2"][0][::-1], doc["vk_gamma_2"][1][::-1], ["1", "0"]]
     with pytest.raises(FormatError, match=r"^verification_key\.vk_gamma_2: point is not on the G2 twist"):
         verifying_key_from_json(doc)
