@@ -298,7 +298,7 @@ def test_state_lives_in_declared_named_volumes(compose: dict[str, Any], api_imag
     (pg_mount,) = mounts["postgres"]
     assert pg_mount[1] == "/var/lib/postgresql/data"  # PGDATA of the postgres image
     environment = services["api"]["environment"]
-    for setting in ("PCHR_TOKEN_KEY", "PCHR_LEDGER_KEY", "PCHR_MODEL_DIR"):
+    for setting in ("PCHR_TOKEN_KEY", "PCHR_LEDGER_KEY", "PCHR_ZK_KEY", "PCHR_MODEL_DIR"):
         assert environment[setting].startswith(api_mount[1] + "/"), f"{setting} would not survive a restart"
         assert env_instructions(api_image)[setting] == environment[setting]
     assert only(api_image, "VOLUME").exec_form() == [api_mount[1]]
