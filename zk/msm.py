@@ -551,7 +551,8 @@ def fixed_base_g2(base: G2Affine, scalars: Sequence[int]) -> list[G2Affine]:
 
 def _check_constants() -> None:
     (a1, b1), (a2, b2) = _GLV_BASIS
-    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 == a2 * b1:
+    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 - a2 * b1 != _R:
+        # glv_split's rounding divides by r: the basis must have determinant +r.
         raise ValueError("the GLV basis is not a basis of the lattice {(a, b): a + b lambda = 0 mod r}")
     if max(abs(v) for v in (a1, b1, a2, b2)).bit_length() > 128:
         raise ValueError("the GLV basis is not short")
