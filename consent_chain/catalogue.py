@@ -118,6 +118,18 @@ class ScopeCatalogue:
             entries.append(ScopeEntry(int(raw["bit"]), raw["key"], raw["title"], raw["type"], category, code))
         return cls(str(data["id"]), str(data.get("title", data["id"])), tuple(entries))
 
+    def to_json(self) -> dict[str, Any]:
+        """The published form, as :meth:`from_json` reads it."""
+        entries: list[dict[str, Any]] = []
+        for e in self.entries:
+            raw: dict[str, Any] = {"bit": e.bit, "key": e.key, "title": e.title, "type": e.resource_type}
+            if e.category is not None:
+                raw["category"] = e.category.to_json()
+            if e.code is not None:
+                raw["code"] = e.code.to_json()
+            entries.append(raw)
+        return {"id": self.catalogue_id, "title": self.title, "entries": entries}
+
     @classmethod
     def from_entries(cls, catalogue_id: str, title: str, entries: Sequence[ScopeEntry]) -> ScopeCatalogue:
         return cls(catalogue_id, title, tuple(entries))

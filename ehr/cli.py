@@ -19,6 +19,7 @@ from ehr.client import VaultClient, VaultClientError
 from ehr.errors import InvalidRequest, KeyfileError
 from ehr.identity import ActorKeys, Role
 from ehr.keyfile import dump_keyfile, load_keyfile, read_public_header
+from ehr.settings import DEFAULT_MODELS
 from ehr.summary import summarize
 
 __all__ = ["main"]
@@ -127,8 +128,16 @@ def keys_register(vault: str, keyfile: Path) -> None:
     help="File holding the Ed25519 key that signs access tokens (created if missing; shared by all workers).",
 )
 @click.option("--public-url", default=None, help="Base URL clients use, if behind a proxy.")
-def serve(database_url: str, host: str, port: int, workers: int, token_key: Path, public_url: str | None) -> None:
-    """Run the vault API."""
+@click.option(
+    "--models",
+    default=lambda: os.environ.get("PCHR_MODELS", ",".join(DEFAULT_MODELS)),
+    show_default="$PCHR_MODELS or " + ",".join(DEFAULT_MODELS),
+    help="Risk models to score with (comma-separated recipe names; empty for none).",
+)
+def serve(
+    database_url: str, host: str, port: int, workers: int, token_key: Path, public_url: str | None, models: str
+) -> None:
+    """Run the vault API (and the model service for encrypted risk scores)."""
     import uvicorn
 
     from ehr.api.app import load_or_create_token_key
@@ -136,8 +145,16 @@ def serve(database_url: str, host: str, port: int, workers: int, token_key: Path
     load_or_create_token_key(token_key)  # created here, once, before any worker starts
     os.environ["PCHR_DATABASE_URL"] = database_url
     os.environ["PCHR_TOKEN_KEY"] = str(token_key.resolve())
+    os.environ["PCHR_MODELS"] = models
     if public_url:
         os.environ["PCHR_PUBLIC_URL"] = public_url
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if names:
+        from models.registry import Registry
+
+        registry = Registry()
+        for name in names:  # trained here, once (deterministic, cached), before any worker loads them
+            click.echo(f"model {name}: {registry.ensure(name).model_id}")
     click.echo(f"pchr vault on http://{host}:{port} ({workers} worker(s), database {_redact(database_url)})")
     uvicorn.run(
         "ehr.api.app:app_from_env",
@@ -230,20 +247,41 @@ def consent() -> None:
 
 @consent.command("grant")
 @click.argument("grantee")
-@click.option("--scope", required=True, help="Comma-separated catalogue keys, e.g. laboratory,conditions.")
+@click.option("--scope", default=None, help="Comma-separated catalogue keys, e.g. laboratory,conditions.")
 @click.option("--days", default=30, show_default=True, help="How long the grant lasts.")
-@click.option("--purpose", default="TREAT", show_default=True, help="HL7 PurposeOfUse code.")
+@click.option("--purpose", default="TREAT", show_default=True, help="HL7 PurposeOfUse code (read grants).")
+@click.option(
+    "--model",
+    default=None,
+    help="Grant scoring with this risk model (name or id) instead of reading; --scope then lists its features "
+    "(all of them if left out).",
+)
 @_vault_option
 @_keyfile_option
-def consent_grant(grantee: str, scope: str, days: int, purpose: str, vault: str, keyfile: Path) -> None:
-    """Let GRANTEE (an address) read the resources in --scope for --days."""
+def consent_grant(
+    grantee: str, scope: str | None, days: int, purpose: str, model: str | None, vault: str, keyfile: Path
+) -> None:
+    """Let GRANTEE (an address) read the resources in --scope, or score with --model, for --days."""
     from datetime import UTC, datetime, timedelta
 
     client = _client(vault, keyfile)
     expiry = datetime.now(UTC) + timedelta(days=days)
-    keys = [k.strip() for k in scope.split(",") if k.strip()]
-    record = _call(lambda: client.grant(grantee, keys, expiry=expiry, purpose=purpose))
-    click.echo(f"granted {grantee} {', '.join(keys)} until {record['expiry'][:10]} ({purpose})")
+    keys = [k.strip() for k in (scope or "").split(",") if k.strip()]
+    if model is not None:
+        from ehr.scoring import grant_scoring
+
+        described = _call(lambda: client.get_json(f"/models/{model}"))
+        record = _call(lambda: grant_scoring(client, grantee, described, expiry=expiry, features=keys or None))
+        what = f"scoring with {described['name']} ({described['id'][:12]}…) over " + (
+            ", ".join(keys) if keys else "all its features"
+        )
+        purpose = record["purpose"]
+    else:
+        if not keys:
+            raise click.ClickException("a read grant needs --scope (catalogue keys); or give --model")
+        record = _call(lambda: client.grant(grantee, keys, expiry=expiry, purpose=purpose))
+        what = ", ".join(keys)
+    click.echo(f"granted {grantee} {what} until {record['expiry'][:10]} ({purpose[:20]})")
     click.echo(f"  grant id     {record['grantId']}")
     click.echo(f"  ledger entry {record['entryIndex']}, grant-tree leaf {record['leafIndex']}")
     click.echo(f"  {record['keysShared']} data key(s) re-wrapped for the grantee")
@@ -266,14 +304,47 @@ def consent_revoke(grant_id: str, vault: str, keyfile: Path) -> None:
 @_keyfile_option
 def consent_list(vault: str, keyfile: Path) -> None:
     """Grants you gave, or hold."""
-    from consent_chain.catalogue import read_catalogue
+    from consent_chain.catalogue import ScopeCatalogue, read_catalogue
 
     client = _client(vault, keyfile)
-    catalogue = read_catalogue()
+    catalogues = {read_catalogue().catalogue_id: read_catalogue()}
     for g in _call(client.grants):
-        keys = ",".join(e.key for e in catalogue.granted(int(g["scope"], 16)))
+        if g["catalogue"] not in catalogues and g["purpose"].startswith("model:"):
+            described = _call(lambda g=g: client.get_json(f"/models/{g['purpose'].removeprefix('model:')}"))
+            catalogues[g["catalogue"]] = ScopeCatalogue.from_json(described["catalogue"])
+        catalogue = catalogues.get(g["catalogue"])
+        scope = int(g["scope"], 16)
+        keys = ",".join(e.key for e in catalogue.granted(scope)) if catalogue else f"scope {scope:#x}"
         state = "revoked" if g["revokedAt"] else f"until {g['expiry'][:10]}"
         click.echo(f"{g['grantId'][:16]}…  {g['patient']} -> {g['grantee']}  {keys}  {g['purpose']}  {state}")
+
+
+@main.command()
+@click.option("--model", "model_ref", required=True, help="Risk model name (diabetes, breast) or id.")
+@click.option("--patient", required=True, help="The patient's address.")
+@click.option("--grant", "grant_id", default=None, help="Scoring grant id (default: your newest for the model).")
+@_vault_option
+@_keyfile_option
+def score(model_ref: str, patient: str, grant_id: str | None, vault: str, keyfile: Path) -> None:
+    """An encrypted risk score: features encrypted on your side, the model evaluated on ciphertext."""
+    from ehr.scoring import ScoringClient
+    from models.errors import ModelError
+
+    client = _client(vault, keyfile)
+    scorer = ScoringClient(client)
+    click.echo("making a CKKS key and registering its evaluation keys with the model service (once per session)")
+    try:
+        result = _call(lambda: scorer.score(model_ref, patient, grant_id=grant_id))
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{result.model_name} risk for {patient}: {result.probability:.3f} (margin {result.margin:+.4f})")
+    click.echo(f"  model {result.model_id}, scoring grant {result.grant_id[:16]}…")
+    click.echo(f"  features used:    {', '.join(result.used) or 'none'}")
+    click.echo(f"  features missing: {', '.join(result.missing) or 'none'} (absent, unreadable or outside the grant)")
+    click.echo(
+        f"  encrypted query {result.upload_bytes / 1e6:.2f} MB; encrypt {result.seconds['encrypt']:.2f} s, "
+        f"service round trip {result.seconds['round trip']:.2f} s, decrypt {result.seconds['decrypt']:.3f} s"
+    )
 
 
 @main.command("access-log")
@@ -325,6 +396,23 @@ def audit_ledger_cmd(vault: str, state: Path, vkey: str | None) -> None:
     from ehr.ledger_audit import run_ledger_audit
 
     sys.exit(run_ledger_audit(vault, state, vkey, echo=click.echo))
+
+
+@audit.command("attestations")
+@_vault_option
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pchr-audit.json"),
+    show_default=True,
+    help="Where the last verified checkpoint and the pinned keys are kept.",
+)
+@click.option("--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use).")
+def audit_attestations_cmd(vault: str, state: Path, vkey: str | None) -> None:
+    """The ledger audit, then every ATTEST entry: its proof, and its grant root at the time it was made."""
+    from ehr.ledger_audit import run_attestation_audit
+
+    sys.exit(run_attestation_audit(vault, state, vkey, echo=click.echo))
 
 
 @main.group()

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from consent_chain.catalogue import read_catalogue
+from consent_chain.catalogue import ScopeCatalogue, read_catalogue
 from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, sign
 from consent_chain.errors import GrantError
-from consent_chain.grants import Grant
+from consent_chain.grants import READ_PURPOSES, Grant
 from ehr.crypto import SealContext, seal, unseal, unwrap_key, wrap_key
 from ehr.envelope import Envelope, EnvelopeError
 from ehr.errors import DecryptionError
@@ -88,6 +88,10 @@ class VaultClient:
     def close(self) -> None:
         self.http.close()
 
+    def now(self) -> datetime:
+        """The client's clock (injectable for tests)."""
+        return self._clock()
+
     def __enter__(self) -> VaultClient:
         return self
 
@@ -141,6 +145,21 @@ class VaultClient:
 
     def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         return self._check(self._request("GET", path, params=params))
+
+    def get_bytes(self, path: str) -> bytes:
+        response = self._request("GET", path)
+        if response.status_code >= 400:
+            raise VaultClientError.from_response(response)
+        return response.content
+
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._check(self._request("POST", path, json=body))
+
+    def post_bytes(self, path: str, data: bytes) -> dict[str, Any]:
+        """POST raw bytes (``application/octet-stream``), e.g. a CKKS evaluation context."""
+        return self._check(
+            self._request("POST", path, content=data, headers={"Content-Type": "application/octet-stream"})
+        )
 
     # -- keys -----------------------------------------------------------------------------------
     def actor(self, address: str) -> ActorPublic:
@@ -345,15 +364,17 @@ class VaultClient:
         *,
         expiry: datetime,
         purpose: str = "TREAT",
+        catalogue: ScopeCatalogue | None = None,
     ) -> dict[str, Any]:
         """Grant ``grantee`` access to the resources in ``scope`` (catalogue keys) until ``expiry``.
 
         Signs the commitment (EIP-712), puts it on the ledger through the vault, then re-wraps the data keys of
         every resource the grant covers for the grantee. Returns the vault's grant record plus ``keysShared``.
+        A scoring grant (``purpose="model:<id>"`` over the model's feature ``catalogue``) shares no keys.
         """
         if self.keys.role is not Role.PATIENT:
             raise VaultClientError(403, None, "only a patient grants access to their record")
-        catalogue = read_catalogue()
+        catalogue = catalogue or read_catalogue()
         try:
             grant = Grant.new(self.address, grantee, purpose, catalogue.mask(scope), expiry, catalogue)
         except (KeyError, GrantError) as exc:
@@ -369,8 +390,13 @@ class VaultClient:
         return record
 
     def share_under(self, record: dict[str, Any]) -> int:
-        """Re-wrap, for the grantee, the data key of every current resource the grant covers (idempotent)."""
+        """Re-wrap, for the grantee, the data key of every current resource the grant covers (idempotent).
+
+        Only read grants open records; under a scoring grant nothing is shared (0).
+        """
         catalogue = read_catalogue()
+        if record["catalogue"] != catalogue.catalogue_id or record["purpose"] not in READ_PURPOSES:
+            return 0
         scope = int(record["scope"], 16)
         grantee = self.actor(record["grantee"])
         types = sorted({e.resource_type for e in catalogue.granted(scope)})

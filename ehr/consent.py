@@ -11,11 +11,17 @@ Flow (DESIGN.md section 7):
   grant's patient), the vault marks the policy revoked and deletes every data key wrapped for the grantee in the
   patient's record. What the grantee already downloaded cannot be recalled.
 - **erase**: the patient crypto-shreds a resource: every wrapped key and ciphertext of every version is deleted.
+
+Two kinds of grant share the ledger and this service. A **read grant** (a PurposeOfUse such as ``TREAT``, over
+the ``pchr-read-v1`` catalogue) opens records: the vault enforces it with re-wrapped data keys. A **scoring grant**
+(purpose ``model:<model id>``, over that model's feature catalogue, one bit per feature) opens no record; it lets
+the grantee have that model score the features in its scope (:meth:`ConsentService.scoring_grant`), which the
+model service checks before any homomorphic work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,7 +36,7 @@ from ehr.policy import Principal
 from ehr.service import Vault
 from ehr.store import GrantPolicy
 
-__all__ = ["ConsentService", "KeyShare"]
+__all__ = ["MODEL_PURPOSE_PREFIX", "ConsentService", "KeyShare"]
 
 # How AppendRefused reasons map to HTTP: a replay or a race is a conflict, a bad signature is forbidden.
 _REFUSAL_ERRORS: dict[str, type[Conflict] | type[Forbidden] | type[Unprocessable] | type[NotFound]] = {
@@ -60,10 +66,22 @@ def _refused(exc: AppendRefused) -> Exception:
     return _REFUSAL_ERRORS[exc.reason](f"the consent ledger refused the entry ({exc.reason}): {exc}")
 
 
+MODEL_PURPOSE_PREFIX = "model:"
+
+
 class ConsentService:
-    def __init__(self, vault: Vault, ledger: Ledger) -> None:
+    """Grants, revocations and erasure at the vault (module docstring).
+
+    ``model_catalogue`` maps a served model's id to the catalogue its scoring grants are written over (None for a
+    model the service does not score); without it, the vault accepts read grants only.
+    """
+
+    def __init__(
+        self, vault: Vault, ledger: Ledger, *, model_catalogue: Callable[[str], str | None] = lambda _: None
+    ) -> None:
         self.vault = vault
         self.ledger = ledger
+        self._model_catalogue = model_catalogue
 
     def _now(self) -> datetime:
         return self.vault.clock()
@@ -76,8 +94,7 @@ class ConsentService:
             raise InvalidRequest("the signed entry and the grant name different patients or grant ids")
         if entry.commitment != grant.commitment():
             raise InvalidRequest("the grant's opening does not match the signed commitment")
-        if grant.catalogue_id != self.vault.catalogue.catalogue_id or grant.purpose not in READ_PURPOSES:
-            raise Unprocessable("the vault enforces read grants over the pchr-read-v1 catalogue")
+        self._check_kind(grant)
         if not grant.active_at(self._now()):
             raise Unprocessable("the grant has already expired")
         with self.vault.store.session() as tx:
@@ -99,10 +116,50 @@ class ConsentService:
             self._now(),
             appended.index,
             None,
+            grant.salt,
         )
         with self.vault.store.session() as tx:
             tx.put_grant_policy(policy)
         return appended, policy
+
+    def _check_kind(self, grant: Grant) -> None:
+        """A read grant over the read catalogue, or a scoring grant over its served model's feature catalogue."""
+        if grant.purpose.startswith(MODEL_PURPOSE_PREFIX):
+            model_id = grant.purpose.removeprefix(MODEL_PURPOSE_PREFIX)
+            expected = self._model_catalogue(model_id)
+            if expected is None:
+                raise Unprocessable(f"the grant names a model this service does not score ({model_id[:64]})")
+            if grant.catalogue_id != expected:
+                raise Unprocessable(f"a scoring grant for this model is written over the catalogue {expected}")
+            return
+        if grant.catalogue_id != self.vault.catalogue.catalogue_id or grant.purpose not in READ_PURPOSES:
+            raise Unprocessable(
+                f"a read grant names one of {', '.join(READ_PURPOSES)} over the {self.vault.catalogue.catalogue_id} "
+                "catalogue; a scoring grant names model:<model id> over the model's feature catalogue"
+            )
+        try:
+            self.vault.catalogue.granted(grant.scope)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+
+    def scoring_grant(self, principal: Principal, grant_id: bytes, model_id: str, used_mask: int) -> GrantPolicy:
+        """The caller's active scoring grant for ``model_id`` covering ``used_mask``; Forbidden (403) otherwise.
+
+        Checked before the model service does any work, so a refused request costs nothing but this lookup.
+        """
+        with self.vault.store.session() as tx:
+            policy = tx.grant_policy(grant_id)
+        if policy is None or policy.grantee != principal.address:
+            raise Forbidden("no grant with this id is held by the caller")
+        if policy.purpose != f"{MODEL_PURPOSE_PREFIX}{model_id}":
+            raise Forbidden("the grant's purpose is not scoring with this model")
+        if policy.revoked_at is not None:
+            raise Forbidden("the grant was revoked")
+        if not policy.active_at(self._now()):
+            raise Forbidden("the grant has expired")
+        if used_mask & ~policy.scope:
+            raise Forbidden("the request uses features outside the grant's scope")
+        return policy
 
     def add_keys(self, principal: Principal, grant_id: bytes, shares: Sequence[KeyShare]) -> int:
         """Store data keys the patient's client re-wrapped for a grantee; each must fall within the grant."""
@@ -114,6 +171,8 @@ class ConsentService:
                 raise Forbidden("only the grant's patient shares keys under it")
             if not policy.active_at(self._now()):
                 raise Conflict("the grant is no longer active")
+            if policy.purpose not in READ_PURPOSES:
+                raise Forbidden("a scoring grant opens no record: data keys are shared under read grants only")
             for i, share in enumerate(shares):
                 where = f"keys[{i}]"
                 if share.key.recipient != policy.grantee:

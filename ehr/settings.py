@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_MODELS", "Settings"]
+
+DEFAULT_MODELS = ("diabetes", "breast")
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,22 @@ class Settings:
     """Any SQLAlchemy URL: ``sqlite:///path.db`` (default) or ``postgresql+psycopg2://user@host/db``."""
     max_body_bytes: int = 4 * 1024 * 1024
     """Largest request body accepted (413 above it)."""
+    models: tuple[str, ...] = ()
+    """Risk models the service scores with (recipe names, trained on first start into ``$PCHR_MODEL_DIR``).
+    ``PCHR_MODELS`` is a comma-separated list; unset, a server started from the environment serves
+    :data:`DEFAULT_MODELS`; empty, none. Settings built in code serve none unless told (tests, embedding)."""
+    max_query_bytes: int = 8 * 1024 * 1024
+    """Largest encrypted scoring request (one CKKS ciphertext, ~1.3 MB in base64 with the default parameters)."""
+    max_context_bytes: int = 256 * 1024 * 1024
+    """Largest CKKS evaluation context a clinician may register (the default parameters make ~114 MB)."""
+    scoring_sessions: int = 4
+    """Evaluation-key sessions held at once (each takes a few hundred MB of memory; least recently used go)."""
+    zk_key_path: Path | None = None
+    """The consent circuit's Groth16 proving key (a snarkjs ``.zkey``, e.g. from a phase-2 ceremony); created by a
+    labelled development setup if missing. None: a development key per process (tests, the demo)."""
+    attest_window: int = 300
+    """Seconds a proof of consent may lag: how far ``t`` may be from the service's clock, and how long a grant root
+    superseded by new grants (never by a revocation) stays acceptable."""
     issuer: str = "pchr-vault"
     """The ``iss`` of access tokens."""
     public_url: str | None = None
@@ -41,6 +59,12 @@ class Settings:
         return cls(
             database_url=env.get("PCHR_DATABASE_URL", cls.database_url),
             max_body_bytes=int(env.get("PCHR_MAX_BODY_BYTES", cls.max_body_bytes)),
+            models=tuple(m.strip() for m in env.get("PCHR_MODELS", ",".join(DEFAULT_MODELS)).split(",") if m.strip()),
+            max_query_bytes=int(env.get("PCHR_MAX_QUERY_BYTES", cls.max_query_bytes)),
+            max_context_bytes=int(env.get("PCHR_MAX_CONTEXT_BYTES", cls.max_context_bytes)),
+            scoring_sessions=int(env.get("PCHR_SCORING_SESSIONS", cls.scoring_sessions)),
+            zk_key_path=Path(env["PCHR_ZK_KEY"]) if env.get("PCHR_ZK_KEY") else None,
+            attest_window=int(env.get("PCHR_ATTEST_WINDOW", cls.attest_window)),
             issuer=env.get("PCHR_ISSUER", cls.issuer),
             public_url=env.get("PCHR_PUBLIC_URL") or None,
             token_key_path=Path(key) if key else None,

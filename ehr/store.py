@@ -103,6 +103,7 @@ class GrantPolicyRow(SQLModel, table=True):
     granted_at: datetime
     ledger_index: int
     revoked_at: datetime | None = None
+    salt: str = Field(max_length=64)  # hex: the grantee needs it to prove membership (zk attestations)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class GrantPolicy:
     granted_at: datetime
     ledger_index: int
     revoked_at: datetime | None
+    salt: int
+    """The commitment's salt: known to the grant's parties (and the vault), never to the ledger."""
 
     def active_at(self, when: datetime) -> bool:
         return self.revoked_at is None and when < self.expiry
@@ -500,6 +503,7 @@ class StoreSession:
                 "granted_at": _naive(policy.granted_at),
                 "ledger_index": policy.ledger_index,
                 "revoked_at": None,
+                "salt": format(policy.salt, "064x"),
             },
         )
 
@@ -544,6 +548,7 @@ def _policy(row: Any) -> GrantPolicy:
         _aware(row.granted_at),
         row.ledger_index,
         _aware(row.revoked_at) if row.revoked_at is not None else None,
+        int(row.salt, 16),
     )
 
 

@@ -6,7 +6,8 @@ The hierarchy::
     ├── FeatureError                a feature spec that is inconsistent, or records extraction cannot use
     ├── EnsembleError               a booster dump that is not a tree ensemble pchr can evaluate
     ├── ArtifactError               an artifact that does not parse, or whose bytes do not hash to its model id
-    └── UnknownModel                no recipe or stored artifact by that name or id
+    ├── UnknownModel                no recipe or stored artifact by that name or id
+    └── SessionError                no open evaluation-key session by that id for that clinician
 
 To add an error: subclass :class:`ModelError` (or the narrowest error above that it refines), draw it here, and
 list it in ``__all__``.
@@ -21,6 +22,7 @@ __all__ = [
     "EnsembleError",
     "FeatureError",
     "ModelError",
+    "SessionError",
     "UnknownModel",
 ]
 
@@ -43,3 +45,7 @@ class ArtifactError(ModelError):
 
 class UnknownModel(ModelError):
     """No training recipe or stored artifact has that name or id."""
+
+
+class SessionError(ModelError):
+    """No open evaluation-key session with that id belongs to the caller (never opened, expired or evicted)."""

@@ -4,6 +4,7 @@ The hierarchy::
 
     ZkError                         base of every zk error
     ├── PointError                  bytes or integers that are not a valid BN254 point (also a ValueError)
+    ├── FormatError                 a snarkjs / iden3 file (JSON or binary) that does not parse: names the field
     ├── ConstraintError             a witness that does not satisfy an R1CS constraint (carries its index, label)
     ├── WitnessError                a witness the prover refuses: wrong length, values >= r, or not satisfying the
     │                               proving key's constraints (also a ValueError)
@@ -17,7 +18,7 @@ constraint, which coordinate) for the developer.
 
 from __future__ import annotations
 
-__all__ = ["ConstraintError", "PointError", "ProofError", "WitnessError", "ZkError"]
+__all__ = ["ConstraintError", "FormatError", "PointError", "ProofError", "WitnessError", "ZkError"]
 
 
 class ZkError(Exception):
@@ -26,6 +27,10 @@ class ZkError(Exception):
 
 class PointError(ZkError, ValueError):
     """Not a point of the group it was parsed as: a coordinate >= q, off the curve, or outside the r-torsion."""
+
+
+class FormatError(ZkError, ValueError):
+    """Not a valid snarkjs or iden3 file: the message names the field (``proof.pi_b[1]``, ``zkey section 7``), why."""
 
 
 class ConstraintError(ZkError):

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -18,7 +19,7 @@ from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.eip712 import Domain
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
-from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes
+from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes, model_routes, zk_routes
 from ehr.api.render import fhir_response
 from ehr.consent import ConsentService
 from ehr.errors import OAuthError, Unauthorized, VaultError
@@ -26,6 +27,10 @@ from ehr.fhir import operation_outcome, outcome_for
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
+
+if TYPE_CHECKING:
+    from ehr.zk_keys import ConsentKeys
+    from models.service import ScoringService
 
 __all__ = [
     "app_from_env",
@@ -95,9 +100,32 @@ def app_from_env() -> FastAPI:
     return create_app(Settings.from_env())
 
 
-def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
-    """The vault's FastAPI app. Pass ``vault`` to inject a prepared one (clock, rng, store) in tests."""
+def build_scoring(settings: Settings) -> ScoringService | None:
+    """The model service for ``settings.models`` (None when empty); trains missing models on first start."""
+    if not settings.models:
+        return None
+    from models.registry import Registry
+    from models.service import ScoringService
+
+    return ScoringService.from_registry(Registry(), settings.models, max_sessions=settings.scoring_sessions)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    vault: Vault | None = None,
+    scoring: ScoringService | None = None,
+    consent_keys: ConsentKeys | None = None,
+) -> FastAPI:
+    """The vault's FastAPI app. Pass ``vault`` (clock, rng, store), ``scoring`` or ``consent_keys`` to inject
+    prepared ones (tests); otherwise the settings say how to build them."""
     settings = settings or Settings.from_env()
+    if scoring is None:
+        scoring = build_scoring(settings)
+    if scoring is not None and consent_keys is None:
+        from ehr.zk_keys import load_or_create_consent_keys
+
+        consent_keys = load_or_create_consent_keys(settings.zk_key_path)
     if vault is None:
         vault = Vault(
             Store(settings.database_url),
@@ -110,7 +138,11 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     app = FastAPI(title="pchr vault", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.vault = vault
-    app.state.consents = ConsentService(vault, vault.ledger)
+    app.state.scoring = scoring
+    app.state.consent_keys = consent_keys
+    app.state.consents = ConsentService(
+        vault, vault.ledger, model_catalogue=scoring.catalogue_of if scoring else lambda _: None
+    )
 
     @app.exception_handler(OAuthError)
     async def oauth_error(_: Request, exc: OAuthError) -> Response:
@@ -145,5 +177,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     app.include_router(auth_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(consent_routes.router)
+    app.include_router(model_routes.router)
+    app.include_router(zk_routes.router)
     app.include_router(fhir_routes.router)
     return app

@@ -93,3 +93,50 @@ def test_demo_narrates_the_flow_and_succeeds(tmp_path: Path) -> None:
     assert "refused" in text
     assert "403 OperationOutcome" in text
     assert "Done:" in text
+    assert "diabetes risk, decrypted by the clinician" in text
+    assert "the clinician tries again: refused (403 no proof of consent is possible" in text
+    assert "a proof made before the revocation, sent after it: refused (403 the proof of consent is refused" in text
+    assert "stale grant root" in text
+    assert "1 attestation(s) verified from public data; attestations audit clean" in text
+
+
+def test_consent_grant_model_and_score(runner: CliRunner, tmp_path: Path) -> None:
+    alice, clinic = tmp_path / "alice.key", tmp_path / "clinic.key"
+    address = runner.invoke(main, ["keys", "new", "--role", "patient", "--out", str(alice)]).output.split()[1]
+    doctor = runner.invoke(main, ["keys", "new", "--role", "clinician", "--out", str(clinic)]).output.split()[1]
+    bundle_file = tmp_path / "record.json"
+    bundle_file.write_text(json.dumps(synthetic_record(seed=5)))
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", models=("diabetes",)))
+    with serve_in_thread(app) as url:
+        where = ["--vault", url]
+        for key in (alice, clinic):
+            assert runner.invoke(main, ["keys", "register", *where, "--keyfile", str(key)]).exit_code == 0
+        assert runner.invoke(main, ["upload", str(bundle_file), *where, "--keyfile", str(alice)]).exit_code == 0
+        as_alice = [*where, "--keyfile", str(alice)]
+        read = runner.invoke(main, ["consent", "grant", doctor, "--scope", "patient,observation", *as_alice])
+        assert read.exit_code == 0, read.output
+        scoring = runner.invoke(
+            main, ["consent", "grant", doctor, "--model", "diabetes", "--scope", "diastolic-bp,bmi,age", *as_alice]
+        )
+        assert scoring.exit_code == 0, scoring.output
+        assert "scoring with diabetes" in scoring.output
+        assert "0 data key(s)" in scoring.output
+        grant_id = scoring.output.split("grant id")[1].split()[0]
+        listing = runner.invoke(main, ["consent", "list", *as_alice])
+        assert "diastolic-bp,bmi,age" in listing.output
+
+        as_doctor = [*where, "--keyfile", str(clinic)]
+        scored = runner.invoke(main, ["score", "--model", "diabetes", "--patient", address, *as_doctor])
+        assert scored.exit_code == 0, scored.output
+        assert f"diabetes risk for {address}:" in scored.output
+        # The synthetic record has blood pressure, BMI and a birth date; the grant allows exactly those.
+        assert "features used:    diastolic-bp, bmi, age" in scored.output
+        assert "glucose-2h-ogtt" in scored.output.split("features missing:")[1]
+
+        assert runner.invoke(main, ["consent", "revoke", grant_id, *as_alice]).exit_code == 0
+        refused = runner.invoke(
+            main, ["score", "--model", "diabetes", "--patient", address, "--grant", grant_id, *as_doctor]
+        )
+        assert refused.exit_code != 0
+        assert "403 no proof of consent is possible" in refused.output

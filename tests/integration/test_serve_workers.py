@@ -28,7 +28,7 @@ def _free_port() -> int:
 def test_two_workers_share_the_token_key(tmp_path: Path) -> None:
     port = _free_port()
     pchr = Path(sys.executable).with_name("pchr")
-    env = {**os.environ, "PCHR_TOKEN_KEY": str(tmp_path / "token.key")}
+    env = {**os.environ, "PCHR_TOKEN_KEY": str(tmp_path / "token.key"), "PCHR_MODELS": ""}
     server = subprocess.Popen(
         [str(pchr), "serve", "--workers", "2", "--port", str(port), "--database-url", f"sqlite:///{tmp_path}/v.db"],
         env=env,
