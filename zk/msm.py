@@ -173,14 +173,15 @@ def _inverses(values: list[int]) -> list[int]:
     """The inverses mod q of non-zero ``values`` with one field inversion (Montgomery's trick)."""
     q = _Q
     acc = 1
-    prefix = [acc := acc * v % q for v in values]  # prefix[i] = values[0] * ... * values[i]
-    inverse = pow(acc, -1, q)  # 1 / prefix[i], walking i down
-    out = [inverse] * len(values)
-    for i in range(len(values) - 1, 0, -1):
-        out[i] = inverse * prefix[i - 1] % q
-        inverse = inverse * values[i] % q
-    if values:
-        out[0] = inverse
+    before = [1]  # before[i]: the product of values[:i]
+    before += [acc := acc * v % q for v in values]
+    inverse = pow(before.pop(), -1, q)  # 1 / (product of values[:i + 1]), walking i down
+    out: list[int] = []
+    append = out.append
+    for v, p in zip(reversed(values), reversed(before), strict=True):
+        append(inverse * p % q)
+        inverse = inverse * v % q
+    out.reverse()
     return out
 
 
@@ -281,7 +282,7 @@ _G1_GROUP: Final = _Group[G1Affine, G1Jacobian](
     g1_double,
     g1_to_jacobian,
     g1_batch_to_affine,
-    1.5,
+    0.8,
 )
 _G2_GROUP: Final = _Group[G2Affine, G2Jacobian](
     G2_INFINITY,
@@ -293,7 +294,7 @@ _G2_GROUP: Final = _Group[G2Affine, G2Jacobian](
     g2_double,
     g2_to_jacobian,
     g2_batch_to_affine,
-    1.5,
+    0.8,
 )
 
 
@@ -550,7 +551,8 @@ def fixed_base_g2(base: G2Affine, scalars: Sequence[int]) -> list[G2Affine]:
 
 def _check_constants() -> None:
     (a1, b1), (a2, b2) = _GLV_BASIS
-    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 == a2 * b1:
+    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 - a2 * b1 != _R:
+        # glv_split's rounding divides by r: the basis must have determinant +r.
         raise ValueError("the GLV basis is not a basis of the lattice {(a, b): a + b lambda = 0 mod r}")
     if max(abs(v) for v in (a1, b1, a2, b2)).bit_length() > 128:
         raise ValueError("the GLV basis is not short")
