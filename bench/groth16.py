@@ -266,7 +266,7 @@ def zk_sections(results: ZkResults) -> str:
     )
 
 
-if __name__ == "__main__":  # the zk section alone, as Markdown on stdout: .venv/bin/python bench/zk.py
+if __name__ == "__main__":  # the zk section alone, as Markdown on stdout: .venv/bin/python bench/groth16.py
 
     def _log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
