@@ -11,6 +11,7 @@ with the grant-tree root as an extension line), and proofs assembled from the ba
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +21,14 @@ from consent_chain import merkle
 from consent_chain.eip712 import Domain
 from consent_chain.entries import Entry, KeyEntry, decode_entry
 from consent_chain.note import Checkpoint, Signer, sign_checkpoint
+from consent_chain.root_history import RootHistory
 from consent_chain.rules import GrantRecord, LedgerView, check_state, verify_signature
 from consent_chain.state_tree import MerklePath
 
 __all__ = ["Appended", "Ledger", "LedgerBackend"]
 
 Clock = Callable[[], datetime]
+_HISTORY_PAGE = 1000
 CheckFn = Callable[[LedgerView, Entry], Entry]
 
 
@@ -95,6 +98,8 @@ class Ledger:
         self.domain = domain or Domain()
         self._clock = clock
         self._signed: tuple[int, str] | None = None
+        self._history = RootHistory()
+        self._history_lock = threading.Lock()
 
     def append(self, entries: Sequence[Entry]) -> list[Appended]:
         """Check and append entries atomically (AppendRefused names the first refused entry's reason).
@@ -152,3 +157,17 @@ class Ledger:
 
     def grant_path(self, leaf_index: int) -> tuple[int, int, MerklePath]:
         return self.backend.grant_path(leaf_index)
+
+    def known_roots(self, window: int) -> tuple[int, dict[int, int | None]]:
+        """``(now, root -> when superseded)``: which grant roots a proof of consent may name now.
+
+        The rule is :mod:`consent_chain.root_history`'s (current root; roots superseded by grants alone within
+        ``window`` seconds; nothing from before a revocation). The history is replayed from the log once and
+        then extended with each new entry.
+        """
+        with self._history_lock:
+            size = self.size()
+            for start in range(self._history.size, size, _HISTORY_PAGE):
+                self._history.extend(self.entries(start, min(size, start + _HISTORY_PAGE)))
+            now = int(self._clock().timestamp())
+            return now, self._history.known_roots(now, window)

@@ -413,6 +413,23 @@ def audit_ledger_cmd(vault: str, state: Path, vkey: str | None) -> None:
     sys.exit(run_ledger_audit(vault, state, vkey, echo=click.echo))
 
 
+@audit.command("attestations")
+@_vault_option
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pchr-audit.json"),
+    show_default=True,
+    help="Where the last verified checkpoint and the pinned keys are kept.",
+)
+@click.option("--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use).")
+def audit_attestations_cmd(vault: str, state: Path, vkey: str | None) -> None:
+    """The ledger audit, then every ATTEST entry: its proof, and its grant root at the time it was made."""
+    from ehr.ledger_audit import run_attestation_audit
+
+    sys.exit(run_attestation_audit(vault, state, vkey, echo=click.echo))
+
+
 @main.group()
 def writers() -> None:
     """Name who may add records to your record (a clinic, a lab)."""

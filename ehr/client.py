@@ -146,6 +146,12 @@ class VaultClient:
     def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         return self._check(self._request("GET", path, params=params))
 
+    def get_bytes(self, path: str) -> bytes:
+        response = self._request("GET", path)
+        if response.status_code >= 400:
+            raise VaultClientError.from_response(response)
+        return response.content
+
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._check(self._request("POST", path, json=body))
 

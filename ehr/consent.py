@@ -116,6 +116,7 @@ class ConsentService:
             self._now(),
             appended.index,
             None,
+            grant.salt,
         )
         with self.vault.store.session() as tx:
             tx.put_grant_policy(policy)

@@ -9,6 +9,7 @@ Everything runs in this process, over real HTTP on a loopback port.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -36,7 +37,7 @@ __all__ = ["database_bytes", "plaintext_needles", "run_demo", "synthetic_record"
 # Keys that hold identifiers the vault stores in clear as metadata (types, ids, the patient's pseudonym).
 _METADATA_KEYS = {"id", "reference", "fullUrl", "url", "resourceType", "method", "fhir_comments"}
 # Hex-only strings shorter than this could occur by chance in the database's hex text (p < 1e-9 at 16 digits).
-_HEX = re.compile(r"[0-9A-Fa-f]+")
+_HEX = re.compile(r"[0-9A-Fa-f-]+")  # with hyphens: a LOINC code such as 8867-4 fits inside a UUID
 _HEX_SAFE_LENGTH = 16
 
 
@@ -52,9 +53,10 @@ def plaintext_needles(bundle: dict[str, Any], min_length: int = 6) -> set[str]:
     """Strings from a record that must never appear in the vault's database: names, dates, codes, values.
 
     Every string of at least ``min_length`` characters outside the metadata the vault keeps in clear, and every
-    quantity as it would appear in JSON (``"value":7.4``). A short string made only of hex digits (an RxNorm or
-    SNOMED code such as ``310798``) is searched for with its JSON quotes: bare, it turns up by chance inside the
-    hex-encoded addresses, ids and signatures the database rightly holds (it failed one CI run).
+    quantity as it would appear in JSON (``"value":7.4``). A short string made only of hex digits and hyphens (an
+    RxNorm or SNOMED code such as ``310798``, a LOINC code such as ``8867-4``) is searched for with its JSON quotes:
+    bare, it turns up by chance inside the hex-encoded addresses, UUIDs and signatures the database rightly holds
+    (each kind failed a test run once).
     """
     found: set[str] = set()
 
@@ -267,10 +269,10 @@ def _run(where: Path, echo: Callable[[str], None], seed: int, ledger: str = "sql
         scored_ok = _score_step(echo, step, patient, clinician)
 
         # The auditor verifies the ledger from public data alone.
-        from ehr.ledger_audit import run_ledger_audit
+        from ehr.ledger_audit import run_attestation_audit
 
-        echo(f"{next(step)}. An auditor verifies the consent ledger (pchr audit ledger):")
-        audit_ok = run_ledger_audit(base, where / "audit.json", None, echo=lambda line: echo(f"     {line}")) == 0
+        echo(f"{next(step)}. An auditor verifies the consent ledger and its attestations (pchr audit attestations):")
+        audit_ok = run_attestation_audit(base, where / "audit.json", None, echo=lambda line: echo(f"     {line}")) == 0
         if ledger == "evm":
             audit_ok = _evm_replica_agrees(app, echo) and audit_ok
 
@@ -364,19 +366,53 @@ def _score_step(
         f"plaintext XGBoost on the same record: {1 / (1 + math.exp(-artifact_margin)):.4f} "
         f"(margin {artifact_margin:+.5f}); |difference| {delta:.1e}"
     )
+    attestation = result.attestation
+    echo(
+        f"     proof of consent: Groth16 on BN254 over the consent circuit ({attestation.SIZE} bytes with its public "
+        f"inputs, proof {len(attestation.proof.to_bytes())} bytes), made by the clinician in "
+        f"{result.seconds['prove']:.1f} s without revealing the patient, the grant or its leaf; the service checked "
+        f"it before any homomorphic work and kept it as ledger entry {result.attest_entry} (ATTEST)"
+    )
     echo(
         f"     timings: encrypt {result.seconds['encrypt']:.2f} s, service round trip "
         f"{result.seconds['round trip']:.2f} s, decrypt {result.seconds['decrypt']:.3f} s"
+    )
+    # A request proved now, sent only after the revocation below.
+    spec = DIABETES
+    pending_ct = scorer.he.encrypt(spec.unit(vector.array())[0])
+    session = scorer.open_session()
+    pending = scorer.prove(
+        scorer.scoring_grant(patient.address, model["id"]), model["id"], vector.used_mask, session, pending_ct
     )
     patient.revoke(grant["grantId"])
     patient.revoke(read["grantId"])
     refused = _refusal(lambda: scorer.score("diabetes", patient.address, grant_id=grant["grantId"]))
     echo(
-        f"     after the patient revokes the scoring grant: {'refused' if refused else 'NOT REFUSED'} "
-        f"({refused.status if refused else ''} {refused.message if refused else ''})"
+        f"     the patient revokes the scoring grant; the clinician tries again: "
+        f"{'refused' if refused else 'NOT REFUSED'} ({refused.status if refused else ''} "
+        f"{refused.message if refused else ''})"
+    )
+    body = {
+        "session": session,
+        "grant": grant["grantId"],
+        "usedMask": format(vector.used_mask, "016x"),
+        "ciphertext": base64.b64encode(pending_ct).decode(),
+        "attestation": base64.b64encode(pending.to_bytes()).decode(),
+    }
+    stale = _refusal(lambda: clinician.post_json(f"/models/{model['id']}/score", body))
+    echo(
+        f"     a proof made before the revocation, sent after it: {'refused' if stale else 'NOT REFUSED'} "
+        f"({stale.status if stale else ''} {stale.message if stale else ''})"
     )
     same_decision = (result.margin > 0) == (artifact_margin > 0) or abs(artifact_margin) <= 0.01
-    return delta <= 5e-3 and same_decision and refused is not None and refused.status == 403
+    return (
+        delta <= 5e-3
+        and same_decision
+        and refused is not None
+        and refused.status == 403
+        and stale is not None
+        and stale.status == 403
+    )
 
 
 def _booster(model_id: str) -> bytes:

@@ -13,7 +13,7 @@ from consent_chain.audit import audit_ledger
 from consent_chain.errors import ForkError, NoteError
 from consent_chain.note import Checkpoint, Verifier
 
-__all__ = ["HttpLedgerSource", "run_ledger_audit"]
+__all__ = ["HttpLedgerSource", "run_attestation_audit", "run_ledger_audit"]
 
 
 class HttpLedgerSource:
@@ -84,3 +84,58 @@ def run_ledger_audit(
         echo("audit clean")
         return 0
     return 1
+
+
+def run_attestation_audit(
+    vault: str, state: Path, vkey: str | None, *, echo: Callable[[str], None] = print, http: httpx.Client | None = None
+) -> int:
+    """``pchr audit attestations``: the ledger audit, then every ATTEST entry's proof and grant root.
+
+    The consent circuit's verifying key and the service's window are pinned in ``state`` on first use, like the
+    operator key. Returns 0 when everything verifies, 1 otherwise.
+    """
+    from consent_chain.attest_audit import audit_attestations
+    from zk.groth16 import prepare
+    from zk.snarkjs import verifying_key_from_json
+
+    client = http or httpx.Client(base_url=vault, timeout=60)
+    try:
+        if run_ledger_audit(vault, state, vkey, echo=echo, http=client) != 0:
+            return 1
+        saved = json.loads(state.read_text())
+        if "zk" not in saved:
+            described = client.get("/zk").raise_for_status().json()
+            key = client.get("/zk/verifying-key").raise_for_status().json()
+            saved["zk"] = {"verifyingKey": key, "windowSeconds": int(described["windowSeconds"])}
+            echo(
+                f"pinning the consent circuit's verifying key on first use ({described['circuit']}, "
+                f"{described['constraints']} constraints, {described['setup']} setup)"
+            )
+            if described.get("warning"):
+                echo(f"  WARNING: {described['warning']}")
+        prepared = prepare(verifying_key_from_json(saved["zk"]["verifyingKey"]))
+        window = int(saved["zk"]["windowSeconds"])
+        size = Checkpoint.from_text(saved["checkpoint"]).size
+        source = HttpLedgerSource(client)
+        raw: list[bytes] = []
+        for start in range(0, size, 1000):
+            raw.extend(source.entries(start, min(size, start + 1000)))
+    finally:
+        if http is None:
+            client.close()
+    findings = audit_attestations(raw, prepared, window=window)
+    for f in findings:
+        if f.ok:
+            echo(
+                f"ATTEST entry {f.index}: proof valid, grant root acceptable at its time; "
+                f"model {(f.model_id or '')[:12]}…, grantee {f.grantee}, features {f.used_mask:#x}"
+            )
+        else:
+            echo(f"ATTEST entry {f.index}: REFUSED: {f.problem}")
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        echo(f"{len(bad)} of {len(findings)} attestation(s) do not verify")
+        return 1
+    state.write_text(json.dumps(saved, indent=2))
+    echo(f"{len(findings)} attestation(s) verified from public data; attestations audit clean")
+    return 0

@@ -9,8 +9,12 @@ DESIGN.md section 5, issue 4 item 4. For one patient and one model, :meth:`Scori
    scoring grant's scope to *missing*;
 3. encrypts the feature vector under the clinician's own CKKS secret key (:class:`models.he.HeClient`), having
    registered the public evaluation keys with the model service once for the session;
-4. sends the ciphertext and the public used-feature mask to ``POST /models/{id}/score`` and decrypts the
-   encrypted margin that comes back; the probability is its sigmoid.
+4. proves in zero knowledge that an active grant in the ledger's grant tree covers this request
+   (:func:`zk.attestation.attest`: the grant's opening and its membership path stay private; the proof is bound
+   to the request's hash), with the service's published proving key;
+5. sends the ciphertext, the public used-feature mask and the proof to ``POST /models/{id}/score``, which
+   checks them before any homomorphic work and writes the proof to the ledger as an ATTEST entry, and decrypts
+   the encrypted margin that comes back; the probability is its sigmoid.
 
 The model service sees neither a feature nor the score; the clinician learns the score, never the model's trees.
 :func:`grant_scoring` is the patient's side: a scoring grant over the model's feature catalogue.
@@ -27,8 +31,14 @@ from datetime import date, datetime
 from typing import Any
 
 from consent_chain.catalogue import ScopeCatalogue
+from consent_chain.grants import Grant
+from consent_chain.state_tree import MerklePath
 from ehr.client import VaultClient, VaultClientError
 from models.features import FeatureSpec, FeatureVector, extract
+from zk.attestation import Attestation, attest, request_hash
+from zk.consent_circuit import StatementError, consent_r1cs
+from zk.keys import ProvingKey
+from zk.zkey import check_key_matches, zkey_from_bytes
 
 __all__ = ["RiskScore", "ScoringClient", "grant_scoring"]
 
@@ -64,9 +74,12 @@ class RiskScore:
     missing: tuple[str, ...]
     features: FeatureVector
     upload_bytes: int
+    attestation: Attestation
+    attest_entry: int
+    """The ledger index of the ATTEST entry the service appended for this score."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of the client's steps: ``encrypt``, ``round trip`` (the service's work and the transfer),
-    ``decrypt``."""
+    """Wall time of the client's steps: ``encrypt``, ``prove``, ``round trip`` (the service's work and the
+    transfer), ``decrypt``."""
 
     @property
     def probability(self) -> float:
@@ -76,12 +89,14 @@ class RiskScore:
 class ScoringClient:
     """A clinician's scoring session with one vault's model service (one CKKS key for the session)."""
 
-    def __init__(self, vault: VaultClient, *, he: Any = None) -> None:
-        """``he``: a :class:`models.he.HeClient` to reuse (its key generation takes seconds); a new one if None."""
+    def __init__(self, vault: VaultClient, *, he: Any = None, proving_key: ProvingKey | None = None) -> None:
+        """``he``: a :class:`models.he.HeClient` to reuse (key generation takes seconds); ``proving_key``: the
+        service's consent proving key, already fetched and checked. Made or fetched on first use if None."""
         self.vault = vault
         self._he: Any = he
         self._session: str | None = None
         self._models: dict[str, dict[str, Any]] = {}
+        self._proving_key = proving_key
 
     # -- models -------------------------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]:
@@ -112,6 +127,41 @@ class ScoringClient:
         if self._session is None:
             self._session = str(self.vault.post_bytes("/models/sessions", self.he.public_context())["session"])
         return self._session
+
+    def proving_key(self) -> ProvingKey:
+        """The service's proving key for the consent circuit, checked against the circuit (fetched once)."""
+        if self._proving_key is None:
+            pk = zkey_from_bytes(self.vault.get_bytes("/zk/proving-key"))
+            check_key_matches(pk, consent_r1cs())
+            self._proving_key = pk
+        return self._proving_key
+
+    def prove(
+        self, grant: dict[str, Any], model_id: str, used_mask: int, session: str, ciphertext: bytes
+    ) -> Attestation:
+        """A proof that ``grant`` (the vault's record of it, with its opening) covers this request, now.
+
+        VaultClientError 403 when no proof is possible: the grant's leaf is not in the ledger's current grant tree
+        (revoked), it has expired, or the mask leaves its scope.
+        """
+        opening = Grant.from_json(grant)
+        doc = self.vault.get_json(f"/ledger/grants/{opening.grant_id.hex()}/path")
+        path = MerklePath(int(doc["leafIndex"]), tuple(int(s) for s in doc["siblings"]))
+        t = int(self.vault.now().timestamp())
+        digest = request_hash(
+            model_id=model_id,
+            used_mask=used_mask,
+            t=t,
+            grantee=self.vault.address,
+            context_digest=bytes.fromhex(session),
+            ciphertext=ciphertext,
+        )
+        try:
+            return attest(
+                self.proving_key(), opening, path, int(doc["root"]), used_mask=used_mask, t=t, request_hash=digest
+            )
+        except StatementError as exc:
+            raise VaultClientError(403, None, f"no proof of consent is possible: {exc}") from exc
 
     # -- scoring ------------------------------------------------------------------------------------
     def scoring_grant(self, patient: str, model_id: str, grant_id: str | None = None) -> dict[str, Any]:
@@ -159,11 +209,14 @@ class ScoringClient:
         began = time.perf_counter()
         ciphertext = self.he.encrypt(spec.unit(vector.array())[0])
         encrypted = time.perf_counter()
+        attestation = self.prove(grant, model["id"], vector.used_mask, session, ciphertext)
+        proved = time.perf_counter()
         body = {
             "session": session,
             "grant": grant["grantId"],
             "usedMask": format(vector.used_mask, "016x"),
             "ciphertext": base64.b64encode(ciphertext).decode(),
+            "attestation": base64.b64encode(attestation.to_bytes()).decode(),
         }
         reply = self.vault.post_json(f"/models/{model['id']}/score", body)
         answered = time.perf_counter()
@@ -181,5 +234,12 @@ class ScoringClient:
             missing=tuple(k for i, k in enumerate(keys) if not vector.used_mask >> i & 1),
             features=vector,
             upload_bytes=len(ciphertext),
-            seconds={"encrypt": encrypted - began, "round trip": answered - encrypted, "decrypt": done - answered},
+            attestation=attestation,
+            attest_entry=int(reply["attestation"]["entryIndex"]),
+            seconds={
+                "encrypt": encrypted - began,
+                "prove": proved - encrypted,
+                "round trip": answered - proved,
+                "decrypt": done - answered,
+            },
         )

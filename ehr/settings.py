@@ -27,6 +27,12 @@ class Settings:
     """Largest CKKS evaluation context a clinician may register (the default parameters make ~114 MB)."""
     scoring_sessions: int = 4
     """Evaluation-key sessions held at once (each takes a few hundred MB of memory; least recently used go)."""
+    zk_key_path: Path | None = None
+    """The consent circuit's Groth16 proving key (a snarkjs ``.zkey``, e.g. from a phase-2 ceremony); created by a
+    labelled development setup if missing. None: a development key per process (tests, the demo)."""
+    attest_window: int = 300
+    """Seconds a proof of consent may lag: how far ``t`` may be from the service's clock, and how long a grant root
+    superseded by new grants (never by a revocation) stays acceptable."""
     issuer: str = "pchr-vault"
     """The ``iss`` of access tokens."""
     public_url: str | None = None
@@ -65,6 +71,8 @@ class Settings:
             max_query_bytes=int(env.get("PCHR_MAX_QUERY_BYTES", cls.max_query_bytes)),
             max_context_bytes=int(env.get("PCHR_MAX_CONTEXT_BYTES", cls.max_context_bytes)),
             scoring_sessions=int(env.get("PCHR_SCORING_SESSIONS", cls.scoring_sessions)),
+            zk_key_path=Path(env["PCHR_ZK_KEY"]) if env.get("PCHR_ZK_KEY") else None,
+            attest_window=int(env.get("PCHR_ATTEST_WINDOW", cls.attest_window)),
             issuer=env.get("PCHR_ISSUER", cls.issuer),
             public_url=env.get("PCHR_PUBLIC_URL") or None,
             token_key_path=Path(key) if key else None,

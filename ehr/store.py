@@ -1,12 +1,17 @@
 """The vault's storage: SQLModel tables for sealed versions, wrapped keys and public actor records.
 
-The only module that imports SQLModel/SQLAlchemy. SQLite file by default; any SQLAlchemy URL (PostgreSQL) by
-setting. What is stored is ciphertext and metadata only: resource type, id, version, the patient's pseudonym
-(their pchr address), timestamps, and per-recipient wrapped data keys. There is no column a plaintext could go in.
+The vault's only module on SQLModel (its engine comes from :mod:`ehr.database`). SQLite file by default;
+PostgreSQL by URL. What is stored is ciphertext and metadata only: resource type, id, version, the patient's
+pseudonym (their pchr address), timestamps, and per-recipient wrapped data keys. There is no column a plaintext
+could go in.
 
 Writes happen inside :meth:`Store.session`, one database transaction: a failure anywhere rolls everything back,
 so a transaction Bundle with one bad entry leaves nothing behind. Two writers racing for the same version
-collide on the primary key and the loser gets :class:`~ehr.errors.Conflict`.
+collide on the primary key and the loser gets :class:`~ehr.errors.Conflict`, as does a transaction PostgreSQL
+aborts for a concurrent one (a deadlock between two Bundles).
+
+Times go in and come out as aware UTC datetimes: ``timestamp with time zone`` on PostgreSQL (so the server's or
+session's time zone never shifts them), text on SQLite.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, event, func, insert, or_, select, tuple_
+from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, func, insert, or_, select, tuple_
 from sqlalchemy import update as sa_update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Field, Session, SQLModel
 
 from ehr.crypto import SealContext, SealedResource, WrappedKey
+from ehr.database import create_database_engine, create_tables, is_transient
 from ehr.errors import Conflict
 from ehr.identity import ActorPublic, Role
 from ehr.search import TimeBound
@@ -101,8 +107,9 @@ class GrantPolicyRow(SQLModel, table=True):
     catalogue_id: str = Field(max_length=64)
     expiry: datetime
     granted_at: datetime
-    ledger_index: int
+    ledger_index: int = Field(sa_type=BigInteger)
     revoked_at: datetime | None = None
+    salt: str = Field(max_length=64)  # hex: the grantee needs it to prove membership (zk attestations)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ class GrantPolicy:
     granted_at: datetime
     ledger_index: int
     revoked_at: datetime | None
+    salt: int
+    """The commitment's salt: known to the grant's parties (and the vault), never to the ledger."""
 
     def active_at(self, when: datetime) -> bool:
         return self.revoked_at is None and when < self.expiry
@@ -371,7 +380,13 @@ class StoreSession:
             select(*_VERSION_COLUMNS)
             .select_from(_KEY_JOIN)
             .where(*where)
-            .order_by(_VERSION_T.c.last_updated.desc(), _VERSION_T.c.version_id.desc())
+            # The id columns break ties between resources written at the same instant: paging needs a total order.
+            .order_by(
+                _VERSION_T.c.last_updated.desc(),
+                _VERSION_T.c.resource_type,
+                _VERSION_T.c.resource_id,
+                _VERSION_T.c.version_id.desc(),
+            )
             .offset(offset)
             .limit(count)
         )
@@ -500,6 +515,7 @@ class StoreSession:
                 "granted_at": _naive(policy.granted_at),
                 "ledger_index": policy.ledger_index,
                 "revoked_at": None,
+                "salt": format(policy.salt, "064x"),
             },
         )
 
@@ -544,6 +560,7 @@ def _policy(row: Any) -> GrantPolicy:
         _aware(row.granted_at),
         row.ledger_index,
         _aware(row.revoked_at) if row.revoked_at is not None else None,
+        int(row.salt, 16),
     )
 
 
@@ -567,19 +584,10 @@ class Store:
     """A database holding sealed versions; build with a SQLAlchemy URL."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        kwargs: dict[str, Any] = {"echo": echo}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            # Keep a connection per server thread: the default pool (5 + 10 overflow) closes and reopens
-            # connections under load, and each reopen repeats the PRAGMAs below.
-            kwargs["pool_size"] = 40
-            kwargs["max_overflow"] = 0
-            kwargs["pool_timeout"] = 30
         self.url = url
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+        # 40: uvicorn's worker threads, each keeping its own SQLite connection.
+        self.engine: Engine = create_database_engine(url, sqlite_pool_size=40, echo=echo)
+        create_tables(self.engine, SQLModel.metadata)
 
     @contextmanager
     def session(self) -> Iterator[StoreSession]:
@@ -591,18 +599,14 @@ class Store:
             except IntegrityError as exc:
                 session.rollback()
                 raise Conflict("the write collided with a concurrent write; retry") from exc
+            except DBAPIError as exc:
+                session.rollback()
+                if is_transient(exc):
+                    raise Conflict("the database aborted this write for a concurrent one; retry") from exc
+                raise
             except BaseException:
                 session.rollback()
                 raise
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers never block the writer; NORMAL sync is durable across application crashes in WAL mode.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

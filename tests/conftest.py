@@ -1,4 +1,9 @@
-"""Shared fixtures: a vault on a temporary SQLite file with an injectable clock, and registered actors."""
+"""Shared fixtures: a vault with an injectable clock, and registered actors.
+
+The vault's database (``database_url``) is a temporary SQLite file, and also, when ``PCHR_TEST_POSTGRES_URL``
+names a PostgreSQL server (``.ci/run`` always does), a fresh PostgreSQL database: every test that uses the store,
+the SQL ledger, the vault or its HTTP API runs once on each (ids ``[sqlite]`` and ``[postgresql]``).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,23 @@ from ehr.identity import ActorKeys, Role
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.store import Store
+from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database, select_databases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: run on the SQLite database alone (it reads the file itself, or costs seconds and is not "
+        "about storage)",
+    )
+    config.addinivalue_line("markers", "postgres_only: run on the PostgreSQL database alone (reads the server itself)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, deselected = select_databases(items)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 class Clock:
@@ -43,10 +65,16 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "vault.db"
 
 
-@pytest.fixture
-def database_url(db_path: Path) -> str:
-    """The database the vault and the SQL ledger share in a test (SQLite by default)."""
-    return f"sqlite:///{db_path}"
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """The database the vault and the SQL ledger share in a test: empty, and gone after it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{db_path}"
+        return
+    if POSTGRES_URL is None:
+        pytest.skip(NO_POSTGRES)
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -57,9 +85,11 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def ledger(database_url: str, clock: Clock) -> Ledger:
+def ledger(database_url: str, clock: Clock) -> Iterator[Ledger]:
     signer = Signer.generate("pchr.test/consent-ledger")
-    return Ledger(SqlLedgerBackend(database_url), signer, origin=signer.name, clock=clock)
+    backend = SqlLedgerBackend(database_url)
+    yield Ledger(backend, signer, origin=signer.name, clock=clock)
+    backend.engine.dispose()
 
 
 @pytest.fixture

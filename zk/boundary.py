@@ -10,6 +10,11 @@ with :func:`miller_loop` and passed in as ``prepared``.
 
 Points cross this boundary as :mod:`zk.curve`'s affine int tuples; py_ecc's point objects never leave it except
 through the ``*_to_py`` / ``*_from_py`` pairs, which the tests use to compare the fast arithmetic with py_ecc's.
+F_q12 elements cross as :mod:`zk.pairing`'s tower tuples (:func:`fq12_to_py`, :func:`fq12_from_py`): py_ecc
+writes F_q12 as ``F_q[w] / (w^12 - 18 w^6 + 82)``, the same w as the tower's, with ``i = w^6 - 9``.
+
+The verifier pairs with :mod:`zk.pairing` (about 30 times faster); this module's pairing is the reference the
+tests hold it to.
 Loading the module checks that py_ecc's field, group order and generators are ours.
 """
 
@@ -35,12 +40,15 @@ from zk.curve import (
 )
 from zk.errors import PointError
 from zk.field import CURVE_ORDER, FIELD_MODULUS
+from zk.pairing import Fq12
 
 __all__ = [
     "FQ12",
     "PyG1",
     "PyG2",
     "final_exponentiate",
+    "fq12_from_py",
+    "fq12_to_py",
     "g1_from_py",
     "g1_to_py",
     "g2_from_py",
@@ -81,6 +89,34 @@ def g2_from_py(p: PyG2) -> G2Affine:
     x, y = bn.normalize(p)
     (x0, x1), (y0, y1) = x.coeffs, y.coeffs
     return (int(x0), int(x1)), (int(y0), int(y1))
+
+
+# Where each of the tower's six F_q2 slots (g0, g1, g2, h0, h1, h2) sits as a power of w.
+_SLOT_POWERS = (0, 2, 4, 1, 3, 5)
+
+
+def fq12_to_py(f: Fq12) -> FQ12:
+    """A :mod:`zk.pairing` element as py_ecc's: slot ``c0 + c1 i`` at ``w^j`` adds ``c0 - 9 c1`` to the coefficient of
+    ``w^j`` and ``c1`` to that of ``w^(j + 6)``."""
+    flat = (*f[0], *f[1])
+    coeffs = [0] * 12
+    for slot, j in enumerate(_SLOT_POWERS):
+        c0, c1 = flat[2 * slot], flat[2 * slot + 1]
+        coeffs[j] += c0 - 9 * c1
+        coeffs[j + 6] += c1
+    return FQ12([c % FIELD_MODULUS for c in coeffs])
+
+
+def fq12_from_py(f: FQ12) -> Fq12:
+    """py_ecc's F_q12 element as :mod:`zk.pairing`'s, using ``w^6 = 9 + i``:
+    ``e_j w^j + e_(j+6) w^(j+6) = (e_j + 9 e_(j+6) + e_(j+6) i) w^j``."""
+    e = [int(c) for c in f.coeffs]
+    flat = [0] * 12
+    for slot, j in enumerate(_SLOT_POWERS):
+        flat[2 * slot] = (e[j] + 9 * e[j + 6]) % FIELD_MODULUS
+        flat[2 * slot + 1] = e[j + 6] % FIELD_MODULUS
+    g0r, g0i, g1r, g1i, g2r, g2i, h0r, h0i, h1r, h1i, h2r, h2i = flat
+    return (g0r, g0i, g1r, g1i, g2r, g2i), (h0r, h0i, h1r, h1i, h2r, h2i)
 
 
 def _checked(p: G1Affine, q: G2Affine) -> None:

@@ -13,7 +13,7 @@ gadget; a gadget that relies on one says so, and the circuit must establish it (
 
 Constraint counts (``tests/zk/test_gadgets.py`` pins them): Poseidon of t = 3 (two inputs) 240 and of t = 6 (five
 inputs) 321, as circomlib; ``to_bits(n)`` n + 1; ``less_than(n)`` n + 2; ``assert_less_than(n)`` n + 1;
-``select`` 1; a depth-20 Merkle root 4840 (242 per level); ``assert_subset`` over 64 bits 130.
+``select`` 1; a depth-20 Merkle root 4840 (242 per level); ``assert_subset`` over 64 bits 130; ``assert_nonzero`` 1.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "MAX_BITS",
     "assert_less_than",
     "assert_merkle_path",
+    "assert_nonzero",
     "assert_subset",
     "less_than",
     "merkle_root",
@@ -224,3 +225,12 @@ def assert_subset(cs: ConstraintSystem, mask: LinearCombination, scope: LinearCo
         for m, s in zip(mask_bits, scope_bits, strict=True):
             cs.enforce(m, m - s, zero)
         cs.assert_equal(pack_bits(mask_bits), mask)
+
+
+def assert_nonzero(cs: ConstraintSystem, x: LinearCombination) -> None:
+    """``x != 0``, as circomlib's ``IsZero`` does it without the output: a private ``x^-1`` and ``x * x^-1 = 1``,
+    which no value of the inverse wire satisfies when x = 0. One constraint.
+    """
+    with cs.scope("nonzero"):
+        inverse = cs.private(pow(x.value, -1, _R) if x.value else 0)
+        cs.enforce(x, inverse, cs.one)

@@ -22,8 +22,11 @@ Points are affine tuples of ints as in :mod:`zk.curve`, ``(0, 0)`` at infinity. 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from zk.curve import G1Affine, G2Affine
+from zk.curve import G1Affine, G2Affine, g1_is_on_curve, g1_to_bytes, g2_in_subgroup, g2_is_on_curve, g2_to_bytes
+from zk.errors import ProofError
+from zk.field import FIELD_MODULUS
 
 __all__ = ["Coefficient", "Proof", "ProvingKey", "VerifyingKey"]
 
@@ -79,8 +82,56 @@ class ProvingKey:
 
 @dataclass(frozen=True)
 class Proof:
-    """A Groth16 proof: A and C in G1, B in G2."""
+    """A Groth16 proof: A and C in G1, B in G2.
+
+    Its binary form (:meth:`to_bytes`, :meth:`from_bytes`) is 256 bytes: A, B and C in the EIP-196/EIP-197
+    encodings of the ``ecPairing`` precompile (64 + 128 + 64 bytes, big-endian, G2 coordinates imaginary part
+    first, zeros for the point at infinity), so the bytes can go to a Solidity verifier as they are.
+    """
 
     a: G1Affine
     b: G2Affine
     c: G1Affine
+
+    SIZE: ClassVar[int] = 256
+
+    def to_bytes(self) -> bytes:
+        return g1_to_bytes(self.a) + g2_to_bytes(self.b) + g1_to_bytes(self.c)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Proof:
+        """Parse the 256-byte form strictly: every coordinate below q, A and C on G1, B on the twist and in G2.
+
+        :class:`~zk.errors.ProofError` naming the point and the failed check otherwise (reason ``"proof
+        encoding"``, ``"point not on curve"`` or ``"point not in subgroup"``).
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ProofError("proof encoding", f"a proof is {cls.SIZE} bytes, not a {type(data).__name__}")
+        data = bytes(data)
+        if len(data) != cls.SIZE:
+            raise ProofError("proof encoding", f"a proof is {cls.SIZE} bytes, not {len(data)}")
+        words = [int.from_bytes(data[i : i + 32], "big") for i in range(0, cls.SIZE, 32)]
+        for i, w in enumerate(words):
+            if w >= FIELD_MODULUS:
+                name = "AABBBBCC"[i]
+                raise ProofError("proof encoding", f"a coordinate of proof point {name} is not below the modulus q")
+        a: G1Affine = (words[0], words[1])
+        b: G2Affine = ((words[3], words[2]), (words[5], words[4]))
+        c: G1Affine = (words[6], words[7])
+        proof = cls(a, b, c)
+        proof.check_points()
+        return proof
+
+    def check_points(self) -> None:
+        """ProofError unless A and C are points of G1 and B a point of G2 (subgroup included); infinity allowed.
+
+        The encoding cannot tell which points a prover meant, so a verifier checks them before pairing: a B on the
+        twist but outside G2 would make the pairing equation meaningless.
+        """
+        for name, point in (("A", self.a), ("C", self.c)):
+            if not g1_is_on_curve(point):
+                raise ProofError("point not on curve", f"proof point {name} is not on the G1 curve y^2 = x^3 + 3")
+        if not g2_is_on_curve(self.b):
+            raise ProofError("point not on curve", "proof point B is not on the G2 twist y^2 = x^3 + 3/(9+i)")
+        if not g2_in_subgroup(self.b):
+            raise ProofError("point not in subgroup", "proof point B is on the G2 twist but outside the order-r G2")

@@ -2,15 +2,20 @@
 
 The only consent_chain module that imports SQLAlchemy/SQLModel. One append is one database transaction:
 
-1. lock the single ``ledger_head`` row (an UPDATE: SQLite takes its write lock, PostgreSQL a row lock), so
-   appends are serialised and log indices are gapless even with several server processes;
+1. lock the single ``ledger_head`` row, so appends are serialised and log indices are gapless even with several
+   server processes: on PostgreSQL with ``SELECT ... FOR UPDATE`` (a row lock, held to commit; every later
+   statement of the transaction sees what the previous holder committed, at READ COMMITTED as
+   :mod:`ehr.database` sets it), on SQLite with an UPDATE of the row (the database's write lock);
 2. for each entry, run the append rules (:func:`consent_chain.rules.check_entry`) against the state as this
    transaction sees it, store the entry, the RFC 9162 subtree hashes it completes, the state the rules read
    (keys, nonces, grants) and the grant-tree nodes it changes, and record the grant root after it;
 3. update the head and commit. Any refusal rolls back the whole batch.
 
 Subtree hashes of the log never change once written, so they are cached in memory; grant-tree nodes change, so
-their cache is dropped whenever another process has appended since (the head's size says so).
+they are read afresh inside each locked transaction.
+
+Log indices, sizes and times are 64-bit columns on PostgreSQL (``bigint``); on SQLite an ``INTEGER`` primary key
+is the table's rowid, which is 64-bit already.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, insert, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, Integer, bindparam, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, SQLModel
 
 from consent_chain import merkle
 from consent_chain.entries import Entry, GrantEntry, KeyEntry, RevokeEntry, decode_entry
@@ -30,22 +35,28 @@ from consent_chain.errors import AppendRefused
 from consent_chain.ledger import Appended
 from consent_chain.rules import GrantRecord, LedgerView
 from consent_chain.state_tree import GrantTree, MerklePath
+from ehr.database import create_database_engine, create_tables
 
 __all__ = ["SqlLedgerBackend"]
+
+# A log index or size: bigint on PostgreSQL; INTEGER on SQLite, where a lone INTEGER primary key is the rowid.
+_INDEX = BigInteger().with_variant(Integer(), "sqlite")
+# Explicit values only: no sequence behind a lone integer primary key.
+_NO_SEQUENCE = {"autoincrement": False}
 
 
 class LedgerHeadRow(SQLModel, table=True):
     __tablename__ = "ledger_head"
-    id: int = Field(primary_key=True)
-    size: int
-    last_time: int
+    id: int = Field(primary_key=True, sa_column_kwargs=_NO_SEQUENCE)
+    size: int = Field(sa_type=_INDEX)
+    last_time: int = Field(sa_type=BigInteger)  # Unix seconds
     grant_leaves: int
-    tree_size: int  # the log size the grant-tree nodes reflect
+    tree_size: int = Field(sa_type=_INDEX)  # the log size the grant-tree nodes reflect
 
 
 class LedgerEntryRow(SQLModel, table=True):
     __tablename__ = "ledger_entry"
-    idx: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True, sa_type=_INDEX, sa_column_kwargs=_NO_SEQUENCE)
     kind: int
     data: bytes
 
@@ -53,20 +64,20 @@ class LedgerEntryRow(SQLModel, table=True):
 class LedgerNodeRow(SQLModel, table=True):
     __tablename__ = "ledger_node"
     level: int = Field(primary_key=True)
-    idx: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True, sa_type=_INDEX)
     hash: bytes
 
 
 class LedgerKeyRow(SQLModel, table=True):
     __tablename__ = "ledger_key"
     address: str = Field(primary_key=True, max_length=42)
-    entry_idx: int
+    entry_idx: int = Field(sa_type=_INDEX)
 
 
 class LedgerNonceRow(SQLModel, table=True):
     __tablename__ = "ledger_nonce"
     patient: str = Field(primary_key=True, max_length=42)
-    next_nonce: int
+    next_nonce: int = Field(sa_type=BigInteger)
 
 
 class LedgerGrantRow(SQLModel, table=True):
@@ -74,8 +85,8 @@ class LedgerGrantRow(SQLModel, table=True):
     grant_id: bytes = Field(primary_key=True)
     patient: str = Field(index=True, max_length=42)
     leaf_index: int = Field(unique=True)
-    entry_idx: int = Field(index=True)
-    revoked_idx: int | None = Field(default=None, index=True)
+    entry_idx: int = Field(index=True, sa_type=_INDEX)
+    revoked_idx: int | None = Field(default=None, index=True, sa_type=_INDEX)
     commitment: bytes
 
 
@@ -92,7 +103,7 @@ class GrantRootRow(SQLModel, table=True):
     """The grant root after the first ``size`` entries, for each size the tree was synced to."""
 
     __tablename__ = "grant_root"
-    size: int = Field(primary_key=True)
+    size: int = Field(primary_key=True, sa_type=_INDEX, sa_column_kwargs=_NO_SEQUENCE)
     root: bytes
 
 
@@ -104,7 +115,9 @@ _NONCE = LedgerNonceRow.__table__  # type: ignore[attr-defined]
 _GRANT = LedgerGrantRow.__table__  # type: ignore[attr-defined]
 _GNODE = GrantNodeRow.__table__  # type: ignore[attr-defined]
 _GROOT = GrantRootRow.__table__  # type: ignore[attr-defined]
-_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size)
+_SELECT_HEAD = select(_HEAD.c.size, _HEAD.c.last_time, _HEAD.c.grant_leaves, _HEAD.c.tree_size).where(_HEAD.c.id == 1)
+_SELECT_HEAD_FOR_UPDATE = _SELECT_HEAD.with_for_update()
+_TOUCH_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size)
 _UPDATE_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
@@ -123,6 +136,8 @@ _SELECT_ACTOR_KEY = (
 _SELECT_NONCE = select(_NONCE.c.next_nonce).where(_NONCE.c.patient == bindparam("patient"))
 _UPDATE_NONCE = update(_NONCE).where(_NONCE.c.patient == bindparam("p")).values(next_nonce=bindparam("n"))
 _SELECT_GRANT = select(_GRANT).where(_GRANT.c.grant_id == bindparam("grant_id"))
+# Pairs per DELETE: 2 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+_DELETE_CHUNK = 4000
 _TABLES = [_HEAD, _ENTRY, _NODE, _KEY, _NONCE, _GRANT, _GNODE, _GROOT]
 
 
@@ -157,8 +172,10 @@ class _SqlGrantNodes:
         if not self._dirty:
             return
         keys = list(self._dirty)
-        for level, index in keys:
-            self._c.execute(_GNODE.delete().where(_GNODE.c.level == level, _GNODE.c.idx == index))
+        # Replaced nodes go in one DELETE per chunk, not one per node: a round trip each costs on a server.
+        for start in range(0, len(keys), _DELETE_CHUNK):
+            chunk = keys[start : start + _DELETE_CHUNK]
+            self._c.execute(_GNODE.delete().where(tuple_(_GNODE.c.level, _GNODE.c.idx).in_(chunk)))
         self._c.execute(
             insert(_GNODE), [{"level": lv, "idx": ix, "value": _fe(self._dirty[(lv, ix)])} for lv, ix in keys]
         )
@@ -248,16 +265,11 @@ class SqlLedgerBackend:
     """A consent ledger stored in SQL tables; build with a SQLAlchemy URL or an existing engine."""
 
     def __init__(self, url_or_engine: str | Engine) -> None:
-        if isinstance(url_or_engine, str):
-            kwargs: dict[str, Any] = {}
-            if url_or_engine.startswith("sqlite"):
-                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            self.engine = create_engine(url_or_engine, **kwargs)
-            if url_or_engine.startswith("sqlite"):
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
-            self.engine = url_or_engine
-        SQLModel.metadata.create_all(self.engine, tables=_TABLES)
+        self.engine = create_database_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        # SELECT ... FOR UPDATE where the database has row locks; SQLite has none (SQLAlchemy drops the clause),
+        # so there a no-op UPDATE of the row takes the database's write lock first.
+        self._row_locks = self.engine.dialect.name != "sqlite"
+        create_tables(self.engine, SQLModel.metadata, _TABLES)
         # Another process may create the head row first: then this insert fails, and that is fine.
         with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
             if conn.execute(select(_HEAD.c.id)).first() is None:
@@ -289,8 +301,12 @@ class SqlLedgerBackend:
         return appended
 
     def _lock_head(self, conn: Connection) -> dict[str, int]:
-        conn.execute(_LOCK_HEAD)  # an UPDATE: SQLite's write lock, PostgreSQL's row lock, until commit
-        row = conn.execute(select(_HEAD).where(_HEAD.c.id == 1)).one()
+        """Lock the head row until commit and read it: one writer at a time, on the state the last one left."""
+        if self._row_locks:
+            row = conn.execute(_SELECT_HEAD_FOR_UPDATE).one()
+        else:
+            conn.execute(_TOUCH_HEAD)
+            row = conn.execute(_SELECT_HEAD).one()
         return {
             "size": row.size,
             "last_time": row.last_time,
@@ -479,10 +495,3 @@ class SqlLedgerBackend:
         with self._read() as conn:
             rows = conn.execute(select(_GROOT).order_by(_GROOT.c.size))
             return [(int(r.size), int.from_bytes(r.root, "big")) for r in rows]
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()

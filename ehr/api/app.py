@@ -19,7 +19,7 @@ from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.eip712 import Domain
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
-from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes, model_routes
+from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes, model_routes, zk_routes
 from ehr.api.render import fhir_response
 from ehr.consent import ConsentService
 from ehr.errors import OAuthError, Unauthorized, VaultError
@@ -30,6 +30,7 @@ from ehr.store import Store
 
 if TYPE_CHECKING:
     from consent_chain.backends.evm import EvmLedgerBackend
+    from ehr.zk_keys import ConsentKeys
     from models.service import ScoringService
 
 __all__ = [
@@ -129,12 +130,21 @@ def build_scoring(settings: Settings) -> ScoringService | None:
 
 
 def create_app(
-    settings: Settings | None = None, *, vault: Vault | None = None, scoring: ScoringService | None = None
+    settings: Settings | None = None,
+    *,
+    vault: Vault | None = None,
+    scoring: ScoringService | None = None,
+    consent_keys: ConsentKeys | None = None,
 ) -> FastAPI:
-    """The vault's FastAPI app. Pass ``vault`` (clock, rng, store) or ``scoring`` to inject prepared ones."""
+    """The vault's FastAPI app. Pass ``vault`` (clock, rng, store), ``scoring`` or ``consent_keys`` to inject
+    prepared ones (tests); otherwise the settings say how to build them."""
     settings = settings or Settings.from_env()
     if scoring is None:
         scoring = build_scoring(settings)
+    if scoring is not None and consent_keys is None:
+        from ehr.zk_keys import load_or_create_consent_keys
+
+        consent_keys = load_or_create_consent_keys(settings.zk_key_path)
     if vault is None:
         vault = Vault(
             Store(settings.database_url),
@@ -148,6 +158,7 @@ def create_app(
     app.state.settings = settings
     app.state.vault = vault
     app.state.scoring = scoring
+    app.state.consent_keys = consent_keys
     app.state.consents = ConsentService(
         vault, vault.ledger, model_catalogue=scoring.catalogue_of if scoring else lambda _: None
     )
@@ -186,5 +197,6 @@ def create_app(
     app.include_router(ledger_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(model_routes.router)
+    app.include_router(zk_routes.router)
     app.include_router(fhir_routes.router)
     return app

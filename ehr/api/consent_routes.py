@@ -34,6 +34,8 @@ def _policy_json(policy: GrantPolicy) -> dict[str, Any]:
         "grantedAt": policy.granted_at.isoformat(),
         "ledgerIndex": policy.ledger_index,
         "revokedAt": policy.revoked_at.isoformat() if policy.revoked_at else None,
+        # Only the grant's parties list it: the grantee needs the salt to prove membership in the grant tree.
+        "salt": format(policy.salt, "064x"),
     }
 
 

@@ -5,11 +5,17 @@ never the trees). ``POST /models/sessions`` registers a clinician's CKKS evaluat
 ``application/octet-stream``) and answers with its session id. ``POST /models/{model}/score`` takes::
 
     {"session": "<session id>", "grant": "<scoring grant id>", "usedMask": "<16 hex digits>",
-     "ciphertext": "<base64 of the encrypted features>"}
+     "ciphertext": "<base64 of the encrypted features>", "attestation": "<base64 of the proof of consent>"}
 
-checks the scoring grant (purpose ``model:<id>``, held by the caller, active, scope covering ``usedMask``) and
-answers 403 before any homomorphic work when it does not hold; then it returns the encrypted margin, base64, which
-only the caller's secret key opens. Errors are FHIR ``OperationOutcome``s: 400 for a body or a ciphertext that
+Before any homomorphic work it checks the scoring grant (purpose ``model:<id>``, held by the caller, active,
+scope covering ``usedMask``) and the zero-knowledge attestation (:mod:`zk.attestation`): made by the caller, for
+this model and mask, naming a grant root the ledger accepts now (:mod:`consent_chain.root_history`), ``t`` within
+the window of the service's clock, the request hash recomputed from the evaluation keys' digest (the session id)
+and the ciphertext, and a Groth16 proof that verifies. A refusal is a 403 naming the reason. Then it evaluates,
+appends an ATTEST entry (request hash, model, grant root, and the attestation) to the consent ledger, and returns
+the encrypted margin, base64, which only the caller's secret key opens, with the entry's index.
+
+Errors are FHIR ``OperationOutcome``s: 400 for a body or a ciphertext that
 does not parse or fit the evaluation parameters, 403 as above, 404 for an unknown model, 409 for a session that is
 not open (register the keys again), 413 for a body over the limit, 422 for a mask that does not fit the model.
 """
@@ -25,14 +31,19 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from consent_chain.entries import AttestEntry
+from consent_chain.errors import AppendRefused
 from ehr.api.deps import ConsentsDep, CurrentPrincipal, SettingsDep, read_body
 from ehr.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 from ehr.fhir import parse_json
 from ehr.identity import Role
 from ehr.policy import Principal
+from ehr.zk_keys import ConsentKeys
 from models.errors import FeatureError, ModelError, SessionError, UnknownModel
 from models.he import HeError
 from models.service import ScoringService, ServedModel
+from zk.attestation import Attestation, AttestationRefused, Refusal, check_attestation
+from zk.consent_circuit import model_field
 
 router = APIRouter(tags=["models"])
 
@@ -129,12 +140,20 @@ async def score(
         served.artifact.spec.check_mask(used_mask)
     except FeatureError as exc:
         raise Unprocessable(str(exc)) from exc
-    # The grant first: a refused request costs no homomorphic work.
-    await run_in_threadpool(consents.scoring_grant, principal, bytes.fromhex(grant_hex), served.model_id, used_mask)
+    if not _HEX64_RE.match(session_id):
+        raise InvalidRequest("'session' is a session id: 64 hex digits")
     try:
         ciphertext = base64.b64decode(_field(body, "ciphertext"), validate=True)
+        proof = base64.b64decode(_field(body, "attestation"), validate=True)
     except binascii.Error as exc:
-        raise InvalidRequest("'ciphertext' is not base64") from exc
+        raise InvalidRequest("'ciphertext' and 'attestation' are base64") from exc
+    # Consent before any homomorphic work: the public rule (the proof against the ledger), then the vault's own
+    # record of the grant (revoked or expired since the proof's root, scope).
+    keys: ConsentKeys = request.app.state.consent_keys
+    attestation = await run_in_threadpool(
+        _checked_attestation, request, principal, served, used_mask, session_id, ciphertext, proof, keys
+    )
+    await run_in_threadpool(consents.scoring_grant, principal, bytes.fromhex(grant_hex), served.model_id, used_mask)
     try:
         reply = await run_in_threadpool(
             scoring.score, principal.address, session_id, served.model_id, ciphertext, used_mask
@@ -145,6 +164,55 @@ async def score(
         raise InvalidRequest(f"the encrypted query does not fit the model's evaluation: {exc}") from exc
     except ModelError as exc:
         raise Unprocessable(str(exc)) from exc
+    s = attestation.statement
+    entry = AttestEntry(s.request_hash, model_field(served.model_id), s.root, attestation.to_bytes())
+    try:
+        (appended,) = await run_in_threadpool(consents.ledger.append, [entry])
+    except AppendRefused as exc:
+        raise Conflict(f"the consent ledger refused the attestation ({exc.reason}): {exc}") from exc
     return JSONResponse(
-        {"model": served.model_id, "usedMask": format(used_mask, "016x"), "reply": base64.b64encode(reply).decode()}
+        {
+            "model": served.model_id,
+            "usedMask": format(used_mask, "016x"),
+            "reply": base64.b64encode(reply).decode(),
+            "attestation": {"entryIndex": appended.index, "requestHash": format(s.request_hash, "064x")},
+        }
     )
+
+
+def _checked_attestation(
+    request: Request,
+    principal: Principal,
+    served: ServedModel,
+    used_mask: int,
+    session_id: str,
+    ciphertext: bytes,
+    proof: bytes,
+    keys: ConsentKeys,
+) -> Attestation:
+    """The request's attestation, checked against the caller, the ledger and the ciphertext (403 otherwise)."""
+    try:
+        attestation = Attestation.from_bytes(proof)
+    except AttestationRefused as exc:
+        raise InvalidRequest(f"the attestation does not parse: {exc}") from exc
+    if attestation.grantee != principal.address:
+        raise Forbidden("the attestation was made for another grantee")
+    if attestation.model_id != served.model_id or attestation.statement.used_mask != used_mask:
+        raise Forbidden("the attestation is for another model or another used-feature mask")
+    window = request.app.state.settings.attest_window
+    now, known_roots = request.app.state.consents.ledger.known_roots(window)
+    expected = attestation.request_hash_for(context_digest=bytes.fromhex(session_id), ciphertext=ciphertext)
+    try:
+        check_attestation(
+            keys.prepared,
+            attestation,
+            known_roots=known_roots,
+            now=now,
+            window_seconds=window,
+            expected_request_hash=expected,
+        )
+    except AttestationRefused as exc:
+        if exc.reason is Refusal.MALFORMED:
+            raise InvalidRequest(str(exc)) from exc
+        raise Forbidden(f"the proof of consent is refused: {exc}") from exc
+    return attestation

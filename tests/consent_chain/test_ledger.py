@@ -1,14 +1,16 @@
 """The consent ledger on each backend: append rules, atomicity, proofs, checkpoints and the audit.
 
-Every test runs on the SQL backend (the ``database_url`` of tests/conftest.py), on the EVM backend over an
-in-process eth-tester chain, and on the EVM backend over a real Hardhat node (marked ``integration``); and the two
-kinds of backend must build the same log and grant roots from the same events.
+Every test runs on the SQL backend (on SQLite, and on PostgreSQL when ``PCHR_TEST_POSTGRES_URL`` names a server:
+tests/storage/databases.py), on the EVM backend over an in-process eth-tester chain, and on the EVM backend over a
+real Hardhat node (marked ``integration``); and the two kinds of backend must build the same log and grant roots
+from the same events.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from consent_chain.note import Checkpoint, Signer, verify_checkpoint
 from consent_chain.state_tree import GrantTree, verify_path
 from ehr.identity import ActorKeys, Role
 from tests.consent_chain.conftest import EvmChain
+from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database
 
 DOMAIN = Domain(chain_id=31337)  # the SQL ledger's; an EVM ledger's is its chain's and contract's
 CAT = read_catalogue()
@@ -71,22 +74,30 @@ def signer() -> Signer:
 BackendFactory = Callable[[], LedgerBackend]
 
 
-@pytest.fixture(params=["sql", "evm", pytest.param("hardhat", marks=pytest.mark.integration)])
-def new_backend(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> BackendFactory:
-    """Makes empty ledger backends of one kind: the first on the test's database or chain, then more beside it."""
+@pytest.fixture(params=[*DATABASES, "evm", pytest.param("hardhat", marks=pytest.mark.integration)])
+def new_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendFactory]:
+    """Makes empty ledger backends of one kind: SQL on SQLite or PostgreSQL (tests/storage/databases.py), or EVM on
+    eth-tester or a Hardhat node; the first on the test's database or chain, then more beside it."""
     made: list[LedgerBackend] = []
+    with ExitStack() as cleanup:
 
-    def make() -> LedgerBackend:
-        backend: LedgerBackend
-        if request.param == "sql":
-            backend = SqlLedgerBackend(database_url if not made else f"sqlite:///{tmp_path}/other-{len(made)}.db")
-        else:
-            chain: EvmChain = request.getfixturevalue("evm_chain" if request.param == "evm" else "hardhat_chain")
-            backend = chain.fresh() if not made else chain.deploy()
-        made.append(backend)
-        return backend
+        def make() -> LedgerBackend:
+            backend: LedgerBackend
+            if request.param == "sqlite":
+                backend = SqlLedgerBackend(f"sqlite:///{tmp_path}/ledger-{len(made)}.db")
+            elif request.param == "postgresql":
+                if POSTGRES_URL is None:
+                    pytest.skip(NO_POSTGRES)
+                backend = SqlLedgerBackend(cleanup.enter_context(fresh_postgres_database()))
+            else:
+                chain: EvmChain = request.getfixturevalue("evm_chain" if request.param == "evm" else "hardhat_chain")
+                backend = chain.fresh() if not made else chain.deploy()
+            if isinstance(backend, SqlLedgerBackend):
+                cleanup.callback(backend.engine.dispose)  # before its database is dropped
+            made.append(backend)
+            return backend
 
-    return make
+        yield make
 
 
 def new_ledger(backend: LedgerBackend, signer: Signer, clock: Clock) -> Ledger:
@@ -357,12 +368,20 @@ class _Source:
 
 # -- the backends agree --------------------------------------------------------------------------------
 def test_sql_and_evm_build_the_same_log_and_grant_roots(
-    evm_chain: EvmChain, database_url: str, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys
+    request: pytest.FixtureRequest,
+    evm_chain: EvmChain,
+    database_url: str,
+    signer: Signer,
+    clock: Clock,
+    alice: ActorKeys,
+    bob: ActorKeys,
 ) -> None:
     doctor = ActorKeys.generate(Role.CLINICIAN)
     evm = new_ledger(evm_chain.fresh(), signer, clock)
     # The SQL ledger is configured with the contract's EIP-712 domain, so one signature is valid on both.
-    sql = Ledger(SqlLedgerBackend(database_url), signer, origin=signer.name, domain=evm.domain, clock=clock)
+    sql_backend = SqlLedgerBackend(database_url)
+    request.addfinalizer(sql_backend.engine.dispose)
+    sql = Ledger(sql_backend, signer, origin=signer.name, domain=evm.domain, clock=clock)
     keys: list[Entry] = [key_entry(k) for k in (alice, bob, doctor)]
     g1, e1 = signed_grant(evm, alice, doctor)
     g2, e2 = signed_grant(evm, bob, doctor)

@@ -94,7 +94,10 @@ def test_demo_narrates_the_flow_and_succeeds(tmp_path: Path) -> None:
     assert "403 OperationOutcome" in text
     assert "Done:" in text
     assert "diabetes risk, decrypted by the clinician" in text
-    assert "after the patient revokes the scoring grant: refused (403 the grant was revoked)" in text
+    assert "the clinician tries again: refused (403 no proof of consent is possible" in text
+    assert "a proof made before the revocation, sent after it: refused (403 the proof of consent is refused" in text
+    assert "stale grant root" in text
+    assert "1 attestation(s) verified from public data; attestations audit clean" in text
 
 
 def test_consent_grant_model_and_score(runner: CliRunner, tmp_path: Path) -> None:
@@ -136,4 +139,4 @@ def test_consent_grant_model_and_score(runner: CliRunner, tmp_path: Path) -> Non
             main, ["score", "--model", "diabetes", "--patient", address, "--grant", grant_id, *as_doctor]
         )
         assert refused.exit_code != 0
-        assert "403 the grant was revoked" in refused.output
+        assert "403 no proof of consent is possible" in refused.output

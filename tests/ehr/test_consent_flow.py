@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.auditevent import AuditEvent
+from sqlalchemy import text
 
 from consent_chain.audit import audit_ledger
 from consent_chain.note import Verifier
 from ehr.client import VaultClient, VaultClientError
 from ehr.demo import synthetic_record
+from ehr.store import Store
 from ehr.transaction import assign_patient
 from tests.conftest import Clock
 
@@ -129,7 +131,9 @@ def test_only_the_patient_revokes(
     assert refused.value.status == 404
 
 
-def test_erase_crypto_shreds(patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock, db_path) -> None:
+def test_erase_crypto_shreds(
+    patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock, store: Store
+) -> None:
     lab = next(o for o in patient.everything("Observation") if LAB in _category(o))
     patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
     patient.erase("Observation", lab["id"])
@@ -137,13 +141,12 @@ def test_erase_crypto_shreds(patient: VaultClient, clinician: VaultClient, recor
         with pytest.raises(VaultClientError) as refused:
             reader.read("Observation", lab["id"])
         assert refused.value.status == 410  # erased: gone for everyone, grantee included
-    import sqlite3
-
-    with sqlite3.connect(db_path) as conn:
-        keys = conn.execute("SELECT COUNT(*) FROM wrapped_key WHERE resource_id = ?", (lab["id"],)).fetchone()[0]
+    with store.engine.connect() as conn:
+        where = {"rid": lab["id"]}
+        keys = conn.execute(text("SELECT COUNT(*) FROM wrapped_key WHERE resource_id = :rid"), where).scalar_one()
         blobs = conn.execute(
-            "SELECT COUNT(*) FROM resource_version WHERE resource_id = ? AND ciphertext IS NOT NULL", (lab["id"],)
-        ).fetchone()[0]
+            text("SELECT COUNT(*) FROM resource_version WHERE resource_id = :rid AND ciphertext IS NOT NULL"), where
+        ).scalar_one()
     assert (keys, blobs) == (0, 0)
     with pytest.raises(VaultClientError) as refused:
         clinician.erase("Observation", patient.everything("Observation")[0]["id"])

@@ -11,8 +11,10 @@ from ehr.client import VaultClient
 from ehr.demo import database_bytes, plaintext_needles, synthetic_record
 from ehr.fhir import canonical_json
 from ehr.transaction import assign_patient
+from tests.storage.databases import sqlite_only
 
 
+@sqlite_only  # reads the SQLite file; tests/storage/test_postgres.py checks PostgreSQL's bytes
 def test_database_holds_no_plaintext(http: TestClient, patient: VaultClient, db_path: Path) -> None:
     # Two records: one sealed on the patient's side, one sent as plain FHIR and sealed by the vault.
     client_sealed = assign_patient(synthetic_record(seed=11), patient.address)
@@ -52,3 +54,7 @@ def test_short_hex_codes_are_searched_with_their_quotes() -> None:
     assert needles == {'"310798"', "Hydrochlorothiazide"}
     hex_text = b"0x7E58B89fD3919f3107984b5Aff88f7"
     assert not any(n.encode() in hex_text for n in needles)
+    # "8867-4" (LOINC heart rate) turns up inside a random UUID (a resource id) whenever its digits line up.
+    loinc = {"entry": [{"resource": {"code": {"coding": [{"code": "8867-4", "display": "Heart rate"}]}}}]}
+    assert plaintext_needles(loinc) == {'"8867-4"', "Heart rate"}
+    assert not any(n.encode() in b"67b418f1-8867-424c-99dc-5628f92e9825" for n in plaintext_needles(loinc))

@@ -1,12 +1,13 @@
-"""Encrypted risk scoring through the vault's API: grants, the CKKS round trip, and every refusal.
+"""Encrypted risk scoring through the vault's API: grants, proofs of consent, the CKKS round trip, every refusal.
 
-One diabetes model (trained into a temporary registry) and one clinician CKKS key serve the whole module: key
-generation and model building take seconds, so they are made once.
+One diabetes model (trained into a temporary registry), one clinician CKKS key and one development setup of the
+consent circuit serve the whole module: each takes seconds to make.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -17,12 +18,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from consent_chain.entries import AttestEntry
 from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
 from ehr.identity import ActorKeys
 from ehr.scoring import ScoringClient, grant_scoring
 from ehr.service import Vault
 from ehr.settings import Settings
+from ehr.zk_keys import ConsentKeys, load_or_create_consent_keys
 from models.features import DIABETES, to_fhir
 from models.he import HeClient
 from models.recipes import recipe
@@ -31,8 +34,17 @@ from models.service import ScoringService
 from models.train import split
 from models.trees import margins
 from tests.conftest import Clock
+from tests.storage.databases import sqlite_only
+from zk.attestation import Attestation
+from zk.consent_circuit import model_field
+
+# CKKS-heavy; its storage (grants, sealed reads) is what tests/ehr/test_consent_flow.py runs on PostgreSQL too.
+pytestmark = sqlite_only
 
 ON = date(2026, 3, 1)
+# The database is not what these tests are about (the consent-flow and storage tests cover grants and policies on
+# PostgreSQL too); each proof and evaluation takes seconds, so they run once, on SQLite.
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +58,21 @@ def he_key() -> HeClient:
 
 
 @pytest.fixture(scope="module")
+def consent_keys() -> ConsentKeys:
+    return load_or_create_consent_keys(None)
+
+
+@pytest.fixture(scope="module")
 def held_out() -> np.ndarray:
     return split(recipe("diabetes")).x_test
 
 
 @pytest.fixture
-def app_http(settings: Settings, vault: Vault, scoring_service: ScoringService) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, vault=vault, scoring=scoring_service)) as client:
+def app_http(
+    settings: Settings, vault: Vault, scoring_service: ScoringService, consent_keys: ConsentKeys
+) -> Iterator[TestClient]:
+    app = create_app(settings, vault=vault, scoring=scoring_service, consent_keys=consent_keys)
+    with TestClient(app) as client:
         yield client
 
 
@@ -73,8 +93,8 @@ def doctor(app_http: TestClient, clinician_keys: ActorKeys, clock: Clock) -> Vau
 
 
 @pytest.fixture
-def scorer(doctor: VaultClient, he_key: HeClient) -> ScoringClient:
-    return ScoringClient(doctor, he=he_key)
+def scorer(doctor: VaultClient, he_key: HeClient, consent_keys: ConsentKeys) -> ScoringClient:
+    return ScoringClient(doctor, he=he_key, proving_key=consent_keys.proving_key)
 
 
 @pytest.fixture
@@ -162,44 +182,124 @@ def test_features_outside_the_scoring_grant_are_missing(
 
 
 def _raw_score(http: TestClient, doctor: VaultClient, model_id: str, **fields: str) -> Any:
-    body = {"session": "0" * 64, "grant": "0" * 64, "usedMask": "01", "ciphertext": "AAAA", **fields}
+    body = {"session": "0" * 64, "grant": "0" * 64, "usedMask": "01", "ciphertext": "AAAA", "attestation": "AAAA"}
+    body.update(fields)
     return http.post(
         f"/models/{model_id}/score", json=body, headers={"Authorization": f"Bearer {doctor.access_token()}"}
     )
 
 
-def test_scoring_without_an_active_grant_is_refused_before_any_work(
+def _diagnostics(response: Any) -> str:
+    assert response.json()["resourceType"] == "OperationOutcome"
+    return str(response.json()["issue"][0]["diagnostics"])
+
+
+def _proved(
+    scorer: ScoringClient, grant: dict[str, Any], model_id: str, mask: int, ciphertext: bytes
+) -> dict[str, str]:
+    """The fields of a score request with a real proof of consent for ``ciphertext``."""
+    session = scorer.open_session()
+    attestation = scorer.prove(grant, model_id, mask, session, ciphertext)
+    return {
+        "session": session,
+        "grant": grant["grantId"],
+        "usedMask": format(mask, "016x"),
+        "ciphertext": base64.b64encode(ciphertext).decode(),
+        "attestation": base64.b64encode(attestation.to_bytes()).decode(),
+    }
+
+
+def test_each_score_leaves_an_attest_entry_that_audits_clean(
     app_http: TestClient,
     alice: VaultClient,
     doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+) -> None:
+    _upload_row(alice, held_out[5])
+    _read_grant(alice, doctor, clock)
+    grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    result = scorer.score("diabetes", alice.address, on=ON)
+    audit = app_http.get("/ledger/attestations").json()
+    (finding,) = audit["attestations"]
+    assert finding["entryIndex"] == result.attest_entry
+    assert finding["verified"] is True
+    assert finding["model"] == model["id"]
+    assert finding["grantee"] == doctor.address
+    assert finding["usedMask"] == format(result.used_mask, "016x")
+    assert audit["verified"] == 1
+
+    # Entries nobody could have proved are named by the audit: a narrower mask under a proof made for all seven
+    # features, and an entry whose fields are not its attestation's.
+    a = result.attestation
+    wider = Attestation(a.model_id, dataclasses.replace(a.statement, used_mask=0x3F), a.proof)
+    s = a.statement
+    ledger = app_http.app.state.consents.ledger  # type: ignore[attr-defined]
+    ledger.append(
+        [
+            AttestEntry(s.request_hash, model_field(a.model_id), s.root, wider.to_bytes()),
+            AttestEntry(s.request_hash + 1, model_field(a.model_id), s.root, a.to_bytes()),
+        ]
+    )
+    audit = app_http.get("/ledger/attestations").json()
+    assert [f["verified"] for f in audit["attestations"]] == [True, False, False]
+    assert "invalid proof" in audit["attestations"][1]["problem"]
+    assert "not its attestation's" in audit["attestations"][2]["problem"]
+    described = app_http.get("/zk").json()
+    assert described["setup"] == "development"
+    assert described["constraints"] == 5730
+    assert app_http.get("/zk/verifying-key").json()["nPublic"] == 7
+
+
+def test_a_request_is_refused_before_any_work_unless_its_proof_and_grant_hold(
+    app_http: TestClient,
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
     model: dict[str, Any],
     clock: Clock,
 ) -> None:
-    # The session is not open and the ciphertext is garbage: a 403 (not 409 or 400) shows the grant came first.
-    assert _raw_score(app_http, doctor, model["id"]).status_code == 403
+    model_id = model["id"]
+    # No attestation that parses: 400, whatever else the request holds.
+    assert _raw_score(app_http, doctor, model_id).status_code == 400
 
     read = _read_grant(alice, doctor, clock)
-    wrong_purpose = _raw_score(app_http, doctor, model["id"], grant=read["grantId"])
-    assert wrong_purpose.status_code == 403
-    assert "purpose" in wrong_purpose.json()["issue"][0]["diagnostics"]
-
     grant = grant_scoring(
         alice, doctor.address, model, expiry=clock() + timedelta(days=1), features=["glucose-2h-ogtt"]
     )
-    wider = _raw_score(app_http, doctor, model["id"], grant=grant["grantId"], usedMask="03")
+    fields = _proved(scorer, grant, model_id, 0b1, b"any ciphertext bytes")
+
+    # The proof is bound to its request: another ciphertext, mask or grantee is refused before evaluation.
+    other = _raw_score(app_http, doctor, model_id, **{**fields, "ciphertext": base64.b64encode(b"x").decode()})
+    assert other.status_code == 403
+    assert "request hash mismatch" in _diagnostics(other)
+    wider = _raw_score(app_http, doctor, model_id, **{**fields, "usedMask": "03"})
     assert wider.status_code == 403
-    assert "outside the grant's scope" in wider.json()["issue"][0]["diagnostics"]
+    assert "another model or another used-feature mask" in _diagnostics(wider)
+    # A valid proof, but the grant the request names is a read grant: the vault's own record refuses it.
+    wrong_purpose = _raw_score(app_http, doctor, model_id, **{**fields, "grant": read["grantId"]})
+    assert wrong_purpose.status_code == 403
+    assert "purpose" in _diagnostics(wrong_purpose)
 
-    # Within scope, the grant holds: the request goes on to the session, which is not open (409).
-    assert _raw_score(app_http, doctor, model["id"], grant=grant["grantId"]).status_code == 409
+    # Everything holds: the request goes on to evaluation, which finds the ciphertext is no CKKS query (400).
+    garbage = _raw_score(app_http, doctor, model_id, **fields)
+    assert garbage.status_code == 400
+    assert "does not fit" in _diagnostics(garbage)
 
+    # Later than the window: the proof's t is too old, and the grant has expired anyway.
     clock.advance(days=2)
-    expired = _raw_score(app_http, doctor, model["id"], grant=grant["grantId"])
-    assert expired.status_code == 403
-    assert "expired" in expired.json()["issue"][0]["diagnostics"]
+    late = _raw_score(app_http, doctor, model_id, **fields)
+    assert late.status_code == 403
+    assert "time outside the window" in _diagnostics(late)
+    with pytest.raises(VaultClientError) as expired:
+        scorer.prove(grant, model_id, 0b1, fields["session"], b"any ciphertext bytes")
+    assert expired.value.status == 403
 
 
-def test_a_revoked_scoring_grant_stops_scoring(
+def test_after_a_revocation_no_proof_is_possible_and_old_proofs_are_stale(
+    app_http: TestClient,
     alice: VaultClient,
     doctor: VaultClient,
     scorer: ScoringClient,
@@ -210,48 +310,35 @@ def test_a_revoked_scoring_grant_stops_scoring(
     _upload_row(alice, held_out[0])
     _read_grant(alice, doctor, clock)
     grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
-    scorer.score("diabetes", alice.address, on=ON)
+    old = _proved(scorer, grant, model["id"], DIABETES.full_mask, b"a request made before the revocation")
     alice.revoke(grant["grantId"])
     with pytest.raises(VaultClientError) as refused:
         scorer.score("diabetes", alice.address, grant_id=grant["grantId"], on=ON)
     assert refused.value.status == 403
-    revoked = _raw_score(scorer.vault.http, doctor, model["id"], grant=grant["grantId"])  # type: ignore[arg-type]
-    assert revoked.status_code == 403
-    assert "revoked" in revoked.json()["issue"][0]["diagnostics"]
+    assert "no proof of consent is possible" in refused.value.message
+    stale = _raw_score(app_http, doctor, model["id"], **old)
+    assert stale.status_code == 403
+    assert "stale grant root" in _diagnostics(stale)
 
 
 def test_bad_scoring_requests_get_clear_4xx(
-    app_http: TestClient,
-    alice: VaultClient,
-    doctor: VaultClient,
-    scorer: ScoringClient,
-    model: dict[str, Any],
-    clock: Clock,
+    app_http: TestClient, alice: VaultClient, doctor: VaultClient, scorer: ScoringClient, model: dict[str, Any]
 ) -> None:
-    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
-    session = scorer.open_session()
-    ok = {"grant": grant["grantId"], "session": session}
-
-    def diagnostics(response: Any) -> str:
-        assert response.json()["resourceType"] == "OperationOutcome"
-        return str(response.json()["issue"][0]["diagnostics"])
-
-    garbage = _raw_score(app_http, doctor, model["id"], **ok, ciphertext=base64.b64encode(b"x" * 64).decode())
-    assert garbage.status_code == 400
-    assert "does not fit" in diagnostics(garbage)
+    ok = {"session": scorer.open_session()}
     assert _raw_score(app_http, doctor, model["id"], **ok, ciphertext="not base64!").status_code == 400
     too_wide = _raw_score(app_http, doctor, model["id"], **ok, usedMask="ff")
     assert too_wide.status_code == 422
-    assert "does not fit" in diagnostics(too_wide)
+    assert "does not fit" in _diagnostics(too_wide)
     assert _raw_score(app_http, doctor, model["id"], **ok, usedMask="xyz").status_code == 400
     assert _raw_score(app_http, doctor, model["id"], **{**ok, "grant": "abc"}).status_code == 400
+    assert _raw_score(app_http, doctor, model["id"], **{**ok, "session": "abc"}).status_code == 400
     assert _raw_score(app_http, doctor, "0" * 64, **ok).status_code == 404
     assert _raw_score(app_http, alice, model["id"], **ok).status_code == 403  # patients do not request scores
 
     headers = {"Authorization": f"Bearer {doctor.access_token()}", "Content-Type": "application/octet-stream"}
     not_keys = app_http.post("/models/sessions", content=b"pchr? no", headers=headers)
     assert not_keys.status_code == 400
-    assert "evaluation context" in diagnostics(not_keys)
+    assert "evaluation context" in _diagnostics(not_keys)
 
 
 def test_scoring_grants_are_checked_when_given(

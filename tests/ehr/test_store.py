@@ -92,3 +92,16 @@ def test_assertion_ids_are_single_use_until_they_expire(store: Store) -> None:
     with store.session() as tx:
         # Expired entries are pruned; the assertion itself would be refused for its exp anyway.
         assert tx.use_assertion("k1", T0 + timedelta(minutes=20), T0 + timedelta(minutes=10))
+
+
+def test_history_pages_neither_repeat_nor_skip_resources_written_at_one_instant(store: Store) -> None:
+    # A transaction Bundle stamps its resources with one instant: paging must still be a total order.
+    ids = [f"r{n:02d}" for n in range(12)]
+    with store.session() as tx:
+        for rid in reversed(ids):
+            tx.add_version(record(rid, 1, T0), [KEY])
+    with store.session() as tx:
+        pages = [tx.history(PATIENT, [PATIENT], offset=offset, count=5) for offset in (0, 5, 10)]
+    assert [total for total, _ in pages] == [12, 12, 12]
+    seen = [r.resource_id for _, page in pages for r in page]
+    assert seen == ids

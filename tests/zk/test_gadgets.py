@@ -266,3 +266,26 @@ def test_subset_refuses_masks_wider_than_64_bits_and_catches_tampering() -> None
     gadgets.assert_subset(cs, cs.public(0b1010), cs.private(0b1110))
     # the mask, the scope, a scope bit and a mask bit
     assert_tampering_is_caught(cs, [1, 2, 3, 3 + 64 + 1])
+
+
+# ---------------------------------------------------------------------------------------------------- non-zero
+
+
+@settings(max_examples=25, deadline=None)
+@given(scalars().filter(bool))
+def test_a_non_zero_value_passes_in_one_constraint(value: int) -> None:
+    cs = ConstraintSystem()
+    gadgets.assert_nonzero(cs, cs.public(value) * 3)  # a combination, as a Poseidon output is
+    assert cs.num_constraints == 1
+    # the value and its inverse
+    assert_tampering_is_caught(cs, [1, 2])
+
+
+def test_zero_is_refused_whatever_the_inverse_wire_holds() -> None:
+    cs = ConstraintSystem()
+    with pytest.raises(ConstraintError, match="nonzero"):
+        gadgets.assert_nonzero(cs, cs.public(0))
+    r1cs, witness = cs.r1cs(), cs.witness
+    for inverse in (0, 1, 2, R - 1):
+        witness[2] = inverse
+        assert not r1cs.is_satisfied(witness)

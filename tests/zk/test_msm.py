@@ -28,10 +28,22 @@ from zk.curve import (
     g2_mul,
     g2_mul_jacobian,
     g2_neg,
+    g2_psi,
     g2_to_affine,
 )
-from zk.field import CURVE_ORDER
-from zk.msm import msm_g1, msm_g2, window_size
+from zk.field import CURVE_ORDER, FIELD_MODULUS
+from zk.msm import (
+    GLV_BETA,
+    GLV_LAMBDA,
+    PSI_EIGENVALUE,
+    fixed_base_g1,
+    fixed_base_g2,
+    glv_split,
+    msm_g1,
+    msm_g2,
+    psi_split,
+    window_size,
+)
 
 R = CURVE_ORDER
 
@@ -137,3 +149,51 @@ def test_g1_msm_of_4096_points() -> None:
     points = g1_bases(4096, 4096)
     ks = [rng.randrange(R) for _ in points]
     assert msm_g1(points, ks) == naive_g1(points, ks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scalars())
+def test_glv_split_gives_two_short_scalars_that_recombine(k: int) -> None:
+    k1, k2 = glv_split(k)
+    assert (k1 + k2 * GLV_LAMBDA - k) % R == 0
+    assert abs(k1).bit_length() <= 128
+    assert abs(k2).bit_length() <= 128
+
+
+@settings(max_examples=200, deadline=None)
+@given(scalars())
+def test_psi_split_gives_two_short_scalars_that_recombine(k: int) -> None:
+    k0, k1 = psi_split(k)
+    assert k0 + k1 * PSI_EIGENVALUE == k
+    assert 0 <= k0 < 2**128
+    assert 0 <= k1 < 2**128
+
+
+@settings(max_examples=10, deadline=None)
+@given(scalars())
+def test_the_endomorphisms_act_as_their_eigenvalues(k: int) -> None:
+    p = g1_mul(G1, k)
+    phi = (GLV_BETA * p[0] % FIELD_MODULUS, p[1]) if p != G1_INFINITY else p
+    assert phi == g1_mul(p, GLV_LAMBDA)
+    q = g2_mul(G2, k)
+    assert g2_psi(q) == g2_mul(q, PSI_EIGENVALUE)
+
+
+def test_many_copies_of_one_point_meet_doublings_in_buckets_and_reduction() -> None:
+    # Equal points in one bucket double; equal running sums and totals double in the reduction.
+    rng = random.Random(7)
+    p = g1_mul(G1, 11)
+    ks = [rng.choice([1, 2, 3, R - 1, R - 2, 2**127, 5 * 2**128]) for _ in range(400)]
+    assert msm_g1([p] * len(ks), ks) == g1_mul(p, sum(ks) % R)
+    q = g2_mul(G2, 11)
+    assert msm_g2([q] * 120, ks[:120]) == g2_mul(q, sum(ks[:120]) % R)
+
+
+def test_fixed_base_batches_equal_single_multiplications() -> None:
+    rng = random.Random(8)
+    ks = [0, 1, 2, R - 1, R, R + 7, -1, *(rng.randrange(R) for _ in range(40))]
+    p, q = g1_mul(G1, 99), g2_mul(G2, 99)
+    assert fixed_base_g1(p, ks) == [g1_mul(p, k % R) for k in ks]
+    assert fixed_base_g2(q, ks) == [g2_mul(q, k % R) for k in ks]
+    assert fixed_base_g1(G1_INFINITY, [1, 2]) == [G1_INFINITY, G1_INFINITY]
+    assert fixed_base_g2(G2_INFINITY, [3]) == [G2_INFINITY]
