@@ -327,10 +327,10 @@ def headline_rows(results: EvmResults) -> list[list[str]]:
         gas = _median(first)
         rows.append(
             [
-                f"EVM ledger: gas per grant in a batch of {results.plan.batches[0]} (ratio: goal / measured)",
+                f"EVM ledger: gas per grant in a batch of {results.plan.batches[0]}",
                 number(gas),
                 f"≤ {number(GAS_GOAL)}",
-                f"{GAS_GOAL / gas:.2f}",
+                f"{gas / GAS_GOAL:.2f}",
                 _yes(gas <= GAS_GOAL),
             ]
         )
