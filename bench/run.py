@@ -1,5 +1,5 @@
-"""pchr benchmark: sealing and validation in-process, the vault through real HTTP, then the consent ledger;
-writes bench/RESULTS.md.
+"""pchr benchmark: sealing and validation in-process, the vault through real HTTP, the consent ledger, then
+encrypted scoring, Groth16 proofs, the attestation audit and the EVM ledger; writes bench/RESULTS.md.
 
 Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). It takes about six minutes on two cores. Raw
 per-run numbers go to ``bench/.runs/`` (not committed).
@@ -7,15 +7,18 @@ per-run numbers go to ``bench/.runs/`` (not committed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from httpbench import (
     READS,
@@ -365,6 +368,7 @@ def write_results(
     speedup: tuple[float, float],
     fingerprints: list[tuple[str, str]],
     ledger: LedgerResults,
+    areas: list[tuple[Area, Any, Any]],
 ) -> str:
     headline = _headline_config(results)
     validate = next(r for r in crypto if r.name == "validate + seal")
@@ -377,6 +381,7 @@ def write_results(
         f"several runs on the machine below; min and max are in the tables.",
         *_code_warning(fingerprints),
         _headline_section(results, headline, sealing, validate, ledger),
+        *([_areas_headline(areas)] if areas else []),
         _machine_section(machine, started, seconds, speedup, fingerprints),
         _how_measured(machine),
         f"## 1. Sealing in-process (single core)\n\n`ehr.crypto.seal` / `unseal` of a {plaintext_bytes:,}-byte "
@@ -402,7 +407,64 @@ def write_results(
     parts.append("\n\n".join(section))
     parts.append(_findings(results, service, cpus, speedup))
     parts.append(ledger_sections(ledger))
+    for number_, (area, module, results_) in enumerate(areas, start=5):
+        section = getattr(module, area.sections)(results_)
+        parts.append(section.replace("## ", f"## {number_}. ", 1) if section.startswith("## ") else section)
     return "\n\n".join(parts) + "\n"
+
+
+# -- the areas after the ledger ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Area:
+    """A benchmark module of its own: ``measure(log)``, ``headline_rows(results)``, ``<name>_sections(results)``."""
+
+    name: str
+    title: str
+    measure: str
+    plan: str | None
+    """A plan class the measure function takes before ``log`` (None: it takes ``log`` alone)."""
+    sections: str
+
+
+AREAS = (
+    Area("he", "Encrypted scoring (CKKS)", "measure_he", None, "he_sections"),
+    Area("groth16", "Groth16 proofs", "measure_zk", "ZkPlan", "zk_sections"),
+    Area("attest", "Attestation audit", "measure_attest", None, "attest_sections"),
+    Area("evm", "Consent ledger on an EVM chain", "measure_evm", "EvmPlan", "evm_sections"),
+)
+
+
+def _load(area: Area) -> Any:
+    """The area's module, loaded by path under a ``bench_`` name so that it never shadows a package."""
+    spec = importlib.util.spec_from_file_location(f"bench_{area.name}", BENCH / f"{area.name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no bench/{area.name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure_areas(log: Callable[[str], None]) -> list[tuple[Area, Any, Any]]:
+    done = []
+    for area in AREAS:
+        if not (BENCH / f"{area.name}.py").exists():
+            continue
+        module = _load(area)
+        log(f"{area.title.lower()} (bench/{area.name}.py)")
+        measure = getattr(module, area.measure)
+        results = measure(getattr(module, area.plan)(), log) if area.plan else measure(log)
+        done.append((area, module, results))
+    return done
+
+
+def _areas_headline(areas: list[tuple[Area, Any, Any]]) -> str:
+    rows = [row for _, module, results in areas for row in module.headline_rows(results)]
+    headers = ["Measurement", "Median", "Goal", "Ratio (measured / goal)", "Goal met"]
+    return (
+        "## Headline: scoring, proofs, attestations, EVM (medians)\n\nSections 5 onward have the details. Ratios "
+        "are measured / goal, so for times a ratio below 1 meets the goal.\n\n" + table(headers, rows, "lrrrl")
+    )
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -439,6 +501,9 @@ def main() -> None:
     log("consent ledger: appends, proofs, Poseidon, grant tree, checkpoints")
     ledger = measure_ledger(LEDGER_PLAN, log)
 
+    fingerprints.append(("areas start", code_fingerprint(REPO)))
+    areas = measure_areas(log)
+
     speedup = (speedup_before, parallel_speedup())
     fingerprints.append(("end", code_fingerprint(REPO)))
     if len({fp for _, fp in fingerprints}) > 1:
@@ -447,7 +512,7 @@ def main() -> None:
     seconds = time.monotonic() - clock
     RESULTS.write_text(
         write_results(
-            machine, started, seconds, plaintext_bytes, crypto, service, results, speedup, fingerprints, ledger
+            machine, started, seconds, plaintext_bytes, crypto, service, results, speedup, fingerprints, ledger, areas
         )
     )
     RAW_DIR.mkdir(exist_ok=True)
@@ -460,6 +525,7 @@ def main() -> None:
         "inproc": [asdict(r) for r in crypto + service],
         "http": [r.to_json() for r in results],
         "ledger": ledger.to_json(),
+        "areas": {area.name: results_.to_json() for area, _, results_ in areas},
     }
     (RAW_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(json.dumps(raw, indent=1))
     log(f"wrote {RESULTS} in {seconds:.0f} s")

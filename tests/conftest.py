@@ -27,7 +27,11 @@ from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sqlite_only: run on the SQLite database alone (reads the file itself)")
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: run on the SQLite database alone (it reads the file itself, or costs seconds and is not "
+        "about storage)",
+    )
     config.addinivalue_line("markers", "postgres_only: run on the PostgreSQL database alone (reads the server itself)")
 
 

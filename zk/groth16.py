@@ -21,6 +21,9 @@ the odd coset (:func:`zk.ntt.odd_coset_evaluations`), with no division by ``t`` 
 
 :func:`setup` is single-party: whoever runs it knows the toxic waste and can forge proofs. It is for development
 and tests; production imports the key of a multi-party ceremony.
+
+The prover works on secrets (the witness, r and s) with Python integers, which are not constant-time: run it where
+the prover's own data is, not beside untrusted code that can time it. The verifier works on public data only.
 """
 
 from __future__ import annotations
@@ -212,7 +215,10 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, rng: random.Random | None =
     proof = Proof(a, g2_to_affine(b), g1_to_affine(c))
 
     if not is_valid(_prepared(vk), wires[1 : n_pub + 1], proof):
-        raise WitnessError("the witness does not satisfy the proving key's constraints (its proof does not verify)")
+        raise WitnessError(
+            "the witness does not satisfy the proving key's constraints: its proof does not verify under the key's "
+            "verifying key (or the key itself is inconsistent)"
+        )
     return proof
 
 

@@ -20,7 +20,8 @@ How an MSM runs:
    per window), so it is done in affine coordinates: the additions of a whole round, across all windows and
    buckets, share one field inversion (Montgomery's trick), and an affine addition then costs 6 multiplications in
    G1 instead of the 11 of a mixed Jacobian one. Buckets are summed as balanced trees, round by round, so that no
-   two additions of a round touch the same point.
+   two additions of a round touch the same point; which point pairs with which is worked out on numpy arrays of
+   bucket labels (sorted digits), so Python touches a point only to add it.
 3. *Reduce.* Each window's ``sum_d d B_d`` is the classic running sum (``R += B_d; T += R`` from the top bucket
    down), also batch-affine: every window's bucket range is cut into segments that run side by side, so one
    inversion serves a step of all of them; segment s then adds ``T_s + offset_s R_s`` (the offsets are multiples
@@ -43,6 +44,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from zk.curve import (
     G1,
@@ -173,14 +177,15 @@ def _inverses(values: list[int]) -> list[int]:
     """The inverses mod q of non-zero ``values`` with one field inversion (Montgomery's trick)."""
     q = _Q
     acc = 1
-    prefix = [acc := acc * v % q for v in values]  # prefix[i] = values[0] * ... * values[i]
-    inverse = pow(acc, -1, q)  # 1 / prefix[i], walking i down
-    out = [inverse] * len(values)
-    for i in range(len(values) - 1, 0, -1):
-        out[i] = inverse * prefix[i - 1] % q
-        inverse = inverse * values[i] % q
-    if values:
-        out[0] = inverse
+    before = [1]  # before[i]: the product of values[:i]
+    before += [acc := acc * v % q for v in values]
+    inverse = pow(before.pop(), -1, q)  # 1 / (product of values[:i + 1]), walking i down
+    out: list[int] = []
+    append = out.append
+    for v, p in zip(reversed(values), reversed(before), strict=True):
+        append(inverse * p % q)
+        inverse = inverse * v % q
+    out.reverse()
     return out
 
 
@@ -281,7 +286,7 @@ _G1_GROUP: Final = _Group[G1Affine, G1Jacobian](
     g1_double,
     g1_to_jacobian,
     g1_batch_to_affine,
-    1.5,
+    0.8,
 )
 _G2_GROUP: Final = _Group[G2Affine, G2Jacobian](
     G2_INFINITY,
@@ -293,7 +298,7 @@ _G2_GROUP: Final = _Group[G2Affine, G2Jacobian](
     g2_double,
     g2_to_jacobian,
     g2_batch_to_affine,
-    1.5,
+    0.8,
 )
 
 
@@ -327,36 +332,71 @@ def _sum_groups(group: _Group[A, J], groups: list[list[A]]) -> None:
         pending = [g for g in pending if len(g) > 1]
 
 
+def _sum_buckets(group: _Group[A, J], points: list[A], labels: npt.NDArray[np.int64]) -> dict[int, A]:
+    """The sum of the points with each label (the points not at infinity, ``labels`` sorted), for the labels whose
+    sum is not infinity.
+
+    Round by round, the points of each label are added in pairs, all of a round's additions in one batch; the
+    bookkeeping (which point pairs with which) is done on the label array, not point by point in Python.
+    """
+    infinity = group.infinity
+    while len(labels) > 1:
+        first = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+        run = np.diff(np.append(first, len(labels)))
+        if run.max() == 1:
+            break
+        position = np.arange(len(labels)) - np.repeat(first, run)
+        pairs = (position & 1 == 0) & (position + 1 < np.repeat(run, run))
+        left = np.flatnonzero(pairs)
+        alone = np.flatnonzero((position & 1 == 0) & ~pairs)
+        sums = group.add_pairs([points[i] for i in left.tolist()], [points[i] for i in (left + 1).tolist()])
+        merged = sums + [points[i] for i in alone.tolist()]
+        merged_labels = np.concatenate((labels[left], labels[alone]))
+        if infinity in sums:  # P + (-P): rare, but then the point at infinity must leave its label
+            keep = [i for i, p in enumerate(merged) if p != infinity]
+            merged = [merged[i] for i in keep]
+            merged_labels = merged_labels[keep]
+        order = np.argsort(merged_labels, kind="stable")
+        points = [merged[i] for i in order.tolist()]
+        labels = merged_labels[order]
+    return dict(zip(labels.tolist(), points, strict=True))
+
+
 # ---------------------------------------------------------------------------------------------------- Pippenger
 
 
-def _pippenger(group: _Group[A, J], entries: Sequence[tuple[A, int]]) -> J:
-    """``sum k P`` over ``entries`` of points (not at infinity) and positive scalars."""
-    if not entries:
+def _pippenger(group: _Group[A, J], points: Sequence[A], scalars: Sequence[int]) -> J:
+    """``sum k P`` over ``points`` (not at infinity) and positive ``scalars``."""
+    if not points:
         return group.jacobian_infinity
-    top = max(k for _, k in entries)
-    c = window_size(len(entries), top.bit_length(), group.bucket_ratio)
-    full, half = 1 << c, 1 << (c - 1)
-    mask = full - 1
+    n = len(points)
+    top = max(scalars)
+    c = window_size(n, top.bit_length(), group.bucket_ratio)
+    half = 1 << (c - 1)
+    mask = (1 << c) - 1
     # Signed digits without carries: the base-2^c digits u_j of k + K, with K = sum_j half 2^(jc), give k's digits
     # u_j - half in [-half, half). Digit e goes to bucket |e| - 1 of its window, with the point negated if e < 0.
     windows = -(-top.bit_length() // c)
     while (top + sum(half << (j * c) for j in range(windows))) >> (windows * c):
         windows += 1
     recode = sum(half << (j * c) for j in range(windows))
-    shifted = [k + recode for _, k in entries]
-    points = [p for p, _ in entries]
-    negated = [group.neg(p) for p in points]
-    buckets: list[list[A]] = [[] for _ in range(windows * half)]
+    shifted = [k + recode for k in scalars]
+    digits = np.empty((windows, n), dtype=np.int64)
     for j in range(windows):
-        row = buckets[j * half : (j + 1) * half]
         shift = j * c
-        for p, minus_p, u in zip(points, negated, [(k >> shift) & mask for k in shifted], strict=True):
-            if u > half:
-                row[u - half - 1].append(p)
-            elif u < half:
-                row[half - u - 1].append(minus_p)
-    _sum_groups(group, buckets)
+        digits[j] = [(k >> shift) & mask for k in shifted]
+    digits -= half
+    window, point = np.nonzero(digits)
+    signed = digits[window, point]
+    # Bucket (window j, |e| - 1) is label j * half + |e| - 1; the point is table entry i, or n + i for -P_i.
+    labels = window * half + np.abs(signed) - 1
+    order = np.argsort(labels, kind="stable")
+    table = [*points, *(group.neg(p) for p in points)]
+    sources = (point + n * (signed < 0))[order]
+    sums = _sum_buckets(group, [table[i] for i in sources.tolist()], labels[order])
+    buckets = [group.infinity] * (windows * half)
+    for label, p in sums.items():
+        buckets[label] = p
     window_sums = _reduce_windows(group, buckets, windows, half)
     result = group.jacobian_infinity
     double, add = group.double, group.add
@@ -371,8 +411,8 @@ _LANES: Final = 128
 """How many running sums :func:`_reduce_windows` advances together (one inversion per step for all of them)."""
 
 
-def _reduce_windows(group: _Group[A, J], buckets: list[list[A]], windows: int, half: int) -> list[J]:
-    """``sum_d d * B_(j,d)`` for each window j, from buckets holding ``[point]`` or ``[]`` (module doc, step 3)."""
+def _reduce_windows(group: _Group[A, J], buckets: list[A], windows: int, half: int) -> list[J]:
+    """``sum_d d * B_(j,d)`` for each window j, from the bucket sums (infinity when empty) (module doc, step 3)."""
     infinity = group.infinity
     segments = 1
     while segments * 2 <= half and windows * segments * 2 <= _LANES:
@@ -383,8 +423,7 @@ def _reduce_windows(group: _Group[A, J], buckets: list[list[A]], windows: int, h
     running = [infinity] * len(bases)
     total = [infinity] * len(bases)
     for t in range(length - 1, -1, -1):
-        bucket_points = [buckets[base + t] for base in bases]
-        _accumulate(group, running, [b[0] if b else infinity for b in bucket_points])  # R += B
+        _accumulate(group, running, [buckets[base + t] for base in bases])  # R += B
         _accumulate(group, total, running)  # T += R
     # Window j: sum_s (T_s + s * length * R_s); sum_s s R_s is a running sum over the segments.
     add_mixed, add, double = group.add_mixed, group.add, group.double
@@ -434,23 +473,21 @@ def msm_g1_jacobian(points: Sequence[G1Affine], scalars: Sequence[int]) -> G1Jac
     """``sum scalars[i] * points[i]`` in G1, in Jacobian form."""
     _check_lengths(points, scalars)
     q, r, beta = _Q, _R, GLV_BETA
-    entries: list[tuple[G1Affine, int]] = []
-    append = entries.append
+    bases: list[G1Affine] = []
+    ks: list[int] = []
     for p, k in zip(points, scalars, strict=True):
         k %= r
         if not k or p == G1_INFINITY:
             continue
         k1, k2 = glv_split(k)
         x, y = p
-        if k1 > 0:
-            append((p, k1))
-        elif k1 < 0:
-            append(((x, q - y), -k1))
-        if k2 > 0:
-            append(((beta * x % q, y), k2))
-        elif k2 < 0:
-            append(((beta * x % q, q - y), -k2))
-    return _pippenger(_G1_GROUP, entries)
+        if k1:
+            bases.append(p if k1 > 0 else (x, q - y))
+            ks.append(abs(k1))
+        if k2:
+            bases.append((beta * x % q, y if k2 > 0 else q - y))
+            ks.append(abs(k2))
+    return _pippenger(_G1_GROUP, bases, ks)
 
 
 def msm_g1(points: Sequence[G1Affine], scalars: Sequence[int]) -> G1Affine:
@@ -462,18 +499,20 @@ def msm_g2_jacobian(points: Sequence[G2Affine], scalars: Sequence[int]) -> G2Jac
     """``sum scalars[i] * points[i]`` in G2, in Jacobian form (points must be in G2: see the module doc)."""
     _check_lengths(points, scalars)
     r = _R
-    entries: list[tuple[G2Affine, int]] = []
-    append = entries.append
+    bases: list[G2Affine] = []
+    ks: list[int] = []
     for p, k in zip(points, scalars, strict=True):
         k %= r
         if not k or p == G2_INFINITY:
             continue
         k0, k1 = psi_split(k)
         if k0:
-            append((p, k0))
+            bases.append(p)
+            ks.append(k0)
         if k1:
-            append((g2_psi(p), k1))
-    return _pippenger(_G2_GROUP, entries)
+            bases.append(g2_psi(p))
+            ks.append(k1)
+    return _pippenger(_G2_GROUP, bases, ks)
 
 
 def msm_g2(points: Sequence[G2Affine], scalars: Sequence[int]) -> G2Affine:
@@ -550,7 +589,8 @@ def fixed_base_g2(base: G2Affine, scalars: Sequence[int]) -> list[G2Affine]:
 
 def _check_constants() -> None:
     (a1, b1), (a2, b2) = _GLV_BASIS
-    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 == a2 * b1:
+    if (a1 + b1 * GLV_LAMBDA) % _R or (a2 + b2 * GLV_LAMBDA) % _R or a1 * b2 - a2 * b1 != _R:
+        # glv_split's rounding divides by r: the basis must have determinant +r.
         raise ValueError("the GLV basis is not a basis of the lattice {(a, b): a + b lambda = 0 mod r}")
     if max(abs(v) for v in (a1, b1, a2, b2)).bit_length() > 128:
         raise ValueError("the GLV basis is not short")

@@ -66,7 +66,8 @@ def _plan(log_n: int, inverse: bool) -> tuple[tuple[tuple[int, ...], ...], tuple
     powers = [1] * max(half, 1)
     for j in range(1, half):
         powers[j] = powers[j - 1] * omega % _R
-    # Stage s pairs positions j and j + n/2; its twiddle is omega^(2^s * floor(j / 2^s)) (Pease's geometry).
+    # Stage s pairs positions j and j + n/2; its twiddle is omega^(2^s * floor(j / 2^s)) (Pease's geometry), so the
+    # last stage's are all 1.
     stages = tuple(tuple(powers[(j >> s) << s] for j in range(half)) for s in range(log_n))
     reverse = tuple(int(format(i, f"0{log_n}b")[::-1], 2) if log_n else 0 for i in range(n))
     return stages, reverse
@@ -79,10 +80,15 @@ def _transform(values: Sequence[int], log_n: int, inverse: bool) -> list[int]:
     half = n >> 1
     x = list(values)
     y = [0] * n
-    for twiddles in stages:
+    for twiddles in stages[:-1]:
         low, high = x[:half], x[half:]
         y[0::2] = [a + b for a, b in zip(low, high, strict=True)]
         y[1::2] = [(a - b) * w % r for a, b, w in zip(low, high, twiddles, strict=True)]
+        x, y = y, x
+    if stages:  # the last stage's twiddles are all omega^0 = 1
+        low, high = x[:half], x[half:]
+        y[0::2] = [a + b for a, b in zip(low, high, strict=True)]
+        y[1::2] = [a - b for a, b in zip(low, high, strict=True)]
         x, y = y, x
     return [x[i] % r for i in reverse]
 

@@ -42,6 +42,9 @@ from zk.consent_circuit import model_field
 pytestmark = sqlite_only
 
 ON = date(2026, 3, 1)
+# The database is not what these tests are about (the consent-flow and storage tests cover grants and policies on
+# PostgreSQL too); each proof and evaluation takes seconds, so they run once, on SQLite.
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,10 @@ from dataclasses import replace
 
 import pytest
 
+from consent_chain.state_tree import DEPTH, MerklePath, compute_root
 from tests.zk.strategies import twist_point
 from zk import gadgets
+from zk.consent_circuit import ConsentStatement, ConsentWitness, build_consent_circuit, consent_r1cs, patient_tag
 from zk.curve import (
     G1,
     G1_INFINITY,
@@ -382,17 +384,26 @@ def test_the_odd_coset_quotient_is_a_textbook_polynomial_division(key: ProvingKe
 
 
 @pytest.mark.slow
-def test_a_consent_sized_circuit_proves_and_verifies() -> None:
-    from tests.zk.circuits import consent_sized
-
-    rng = random.Random(5500)
-    cs = consent_sized(rng)
-    r1cs = cs.r1cs()
-    assert 5_400 <= r1cs.num_constraints <= 5_600
-    pk = setup(r1cs, rng=rng)
+def test_the_consent_circuit_proves_and_verifies_under_a_development_key() -> None:
+    # The real consent circuit (5,730 constraints, an 8,192-point domain) for a random grant on a random path.
+    rng = random.Random(5730)
+    scope, expiry, salt, request_hash = rng.getrandbits(64), 2**40, rng.randrange(R), rng.randrange(R)
+    path = MerklePath(rng.getrandbits(DEPTH), tuple(rng.randrange(R) for _ in range(DEPTH)))
+    statement = ConsentStatement(
+        root=compute_root(poseidon([1, 2, scope, expiry, salt]), path),
+        grantee=1,
+        model=2,
+        used_mask=scope & rng.getrandbits(64),
+        t=expiry - 1,
+        request_hash=request_hash,
+        tag=patient_tag(salt, request_hash),
+    )
+    cs = build_consent_circuit(statement, ConsentWitness(scope, expiry, salt, path))
+    assert cs.r1cs() == consent_r1cs()
+    pk = setup(consent_r1cs(), rng=rng)
     assert pk.domain_size == 8192
     pvk = prepare(pk.vk)
     proof = prove(pk, cs.witness, rng=rng)
-    public = r1cs.public_inputs(cs.witness)
-    verify(pvk, public, proof)
-    assert not is_valid(pvk, [public[0] ^ 1, *public[1:]], proof)
+    verify(pvk, list(statement.public_inputs()), proof)
+    later = replace(statement, t=statement.t + 1)
+    assert refusal(pvk, list(later.public_inputs()), proof).reason == "pairing check failed"
