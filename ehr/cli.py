@@ -134,8 +134,23 @@ def keys_register(vault: str, keyfile: Path) -> None:
     show_default="$PCHR_MODELS or " + ",".join(DEFAULT_MODELS),
     help="Risk models to score with (comma-separated recipe names; empty for none).",
 )
+@click.option(
+    "--zk-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("PCHR_ZK_KEY", "pchr-consent.zkey"),
+    show_default="$PCHR_ZK_KEY or pchr-consent.zkey",
+    help="The consent circuit's Groth16 key (.zkey, e.g. from a ceremony); a labelled development setup is "
+    "written there if missing, once, before the workers start.",
+)
 def serve(
-    database_url: str, host: str, port: int, workers: int, token_key: Path, public_url: str | None, models: str
+    database_url: str,
+    host: str,
+    port: int,
+    workers: int,
+    token_key: Path,
+    public_url: str | None,
+    models: str,
+    zk_key: Path,
 ) -> None:
     """Run the vault API (and the model service for encrypted risk scores)."""
     import uvicorn
@@ -155,6 +170,11 @@ def serve(
         registry = Registry()
         for name in names:  # trained here, once (deterministic, cached), before any worker loads them
             click.echo(f"model {name}: {registry.ensure(name).model_id}")
+        from ehr.zk_keys import load_or_create_consent_keys
+
+        consent = load_or_create_consent_keys(zk_key)  # likewise: every worker must prove and verify with one key
+        os.environ["PCHR_ZK_KEY"] = str(zk_key.resolve())
+        click.echo(f"consent circuit key {zk_key} ({'DEVELOPMENT setup' if consent.development else 'ceremony'})")
     click.echo(f"pchr vault on http://{host}:{port} ({workers} worker(s), database {_redact(database_url)})")
     uvicorn.run(
         "ehr.api.app:app_from_env",
