@@ -1,4 +1,5 @@
-"""Errors raised by the risk models: feature specs and extraction, tree ensembles, and the model registry.
+"""Errors raised by the risk models: feature specs and extraction, tree ensembles, the model registry, and the
+encrypted evaluator.
 
 The hierarchy::
 
@@ -6,7 +7,9 @@ The hierarchy::
     ├── FeatureError                a feature spec that is inconsistent, or records extraction cannot use
     ├── EnsembleError               a booster dump that is not a tree ensemble pchr can evaluate
     ├── ArtifactError               an artifact that does not parse, or whose bytes do not hash to its model id
-    └── UnknownModel                no recipe or stored artifact by that name or id
+    ├── UnknownModel                no recipe or stored artifact by that name or id
+    └── HeError                     encrypted-evaluation input that does not fit: bytes that do not parse,
+                                    other parameters, missing keys, a mask outside the model's features
 
 To add an error: subclass :class:`ModelError` (or the narrowest error above that it refines), draw it here, and
 list it in ``__all__``.
@@ -20,6 +23,7 @@ __all__ = [
     "ArtifactError",
     "EnsembleError",
     "FeatureError",
+    "HeError",
     "ModelError",
     "UnknownModel",
 ]
@@ -43,3 +47,9 @@ class ArtifactError(ModelError):
 
 class UnknownModel(ModelError):
     """No training recipe or stored artifact has that name or id."""
+
+
+class HeError(ModelError):
+    """Input the encrypted evaluator (:mod:`models.he`) refuses: bytes that do not parse, a context or ciphertext
+    made with other parameters, a wrong slot count, missing keys, a ciphertext at another level or scale, a used
+    mask that does not fit the model, or a model the slot plan cannot hold. Raised before any computation."""
