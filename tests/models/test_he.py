@@ -3,7 +3,7 @@ plan, the sign composite, and the refusals at the trust boundary.
 
 The same agreement test runs on two evaluators: the slot plan's plaintext twin (``simulate``, every held-out row)
 and the encrypted evaluation itself (every held-out row: slow; a few rows per model in the fast suite, so that CI
-exercises the real encrypted path).
+exercises the real encrypted path), each against XGBoost's own ``predict(output_margin=True)``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from models.he import (
 )
 from models.recipes import RECIPES
 from models.registry import ModelArtifact
-from models.train import Split
+from models.train import Split, xgboost_margins
 from models.trees import layout, path_margins
 
 MODELS = sorted(RECIPES)
@@ -116,7 +116,7 @@ def test_margins_agree_with_the_reference_on_every_held_out_row(
             request.getfixturevalue("keys"),
             request.getfixturevalue("he_models")[name],
         )
-    _assert_agree(_margins(evaluate, artifact.spec, x), path_margins(lay, x))
+    _assert_agree(_margins(evaluate, artifact.spec, x), xgboost_margins(artifact.booster_bytes(), x))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -151,7 +151,7 @@ def test_a_held_out_cohort_in_batches_agrees_with_the_reference(
         ]
         ours = client.decrypt_cohort(replies)
     assert ours.shape == (len(x),)
-    _assert_agree(ours, path_margins(lay, x))
+    _assert_agree(ours, xgboost_margins(artifact.booster_bytes(), x))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -169,7 +169,7 @@ def test_encrypted_margins_agree_on_a_few_patients(
     if name == "diabetes":
         x[0, ::2] = np.nan
     ours = _margins(_encrypted(client, keys, he_models[name]), artifact.spec, x)
-    _assert_agree(ours, path_margins(layout(artifact.ensemble), x))
+    _assert_agree(ours, xgboost_margins(artifact.booster_bytes(), x))
 
 
 def test_a_patient_with_every_feature_missing_gets_the_default_path(
@@ -178,7 +178,7 @@ def test_a_patient_with_every_feature_missing_gets_the_default_path(
     artifact = artifacts["diabetes"]
     x = np.full((1, artifact.spec.n_features), np.nan)
     ours = _margins(_encrypted(client, keys, he_models["diabetes"]), artifact.spec, x)
-    _assert_agree(ours, path_margins(layout(artifact.ensemble), x))
+    _assert_agree(ours, xgboost_margins(artifact.booster_bytes(), x))
 
 
 def test_values_sent_for_a_feature_the_mask_calls_missing_are_ignored(
