@@ -135,6 +135,14 @@ def keys_register(vault: str, keyfile: Path) -> None:
     help="Risk models to score with (comma-separated recipe names; empty for none).",
 )
 @click.option(
+    "--zk-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("PCHR_ZK_KEY", "pchr-consent.zkey"),
+    show_default="$PCHR_ZK_KEY or pchr-consent.zkey",
+    help="The consent circuit's Groth16 key (.zkey, e.g. from a ceremony); a labelled development setup is "
+    "written there if missing, once, before the workers start.",
+)
+@click.option(
     "--ledger",
     default=lambda: os.environ.get("PCHR_LEDGER", "sql"),
     show_default="$PCHR_LEDGER or sql",
@@ -149,6 +157,7 @@ def serve(
     token_key: Path,
     public_url: str | None,
     models: str,
+    zk_key: Path,
     ledger: str,
 ) -> None:
     """Run the vault API (and the model service for encrypted risk scores)."""
@@ -170,6 +179,11 @@ def serve(
         registry = Registry()
         for name in names:  # trained here, once (deterministic, cached), before any worker loads them
             click.echo(f"model {name}: {registry.ensure(name).model_id}")
+        from ehr.zk_keys import load_or_create_consent_keys
+
+        consent = load_or_create_consent_keys(zk_key)  # likewise: every worker must prove and verify with one key
+        os.environ["PCHR_ZK_KEY"] = str(zk_key.resolve())
+        click.echo(f"consent circuit key {zk_key} ({'DEVELOPMENT setup' if consent.development else 'ceremony'})")
     click.echo(f"pchr vault on http://{host}:{port} ({workers} worker(s), database {_redact(database_url)})")
     uvicorn.run(
         "ehr.api.app:app_from_env",

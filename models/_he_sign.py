@@ -2,47 +2,52 @@
 
 Construction (Lee, Lee, Kim, Kim, No and Kang 2021, "Minimax approximation of sign function by composite
 polynomial for homomorphic comparison", IEEE TDSC, section 3; the approach of Cheon, Kim and Kim 2020, "Efficient
-homomorphic comparison methods with optimal complexity", ASIACRYPT, of composing low-degree odd polynomials): stage
-1 is the odd minimax polynomial for ``sign`` on ``[EPSILON, 1]`` (and by oddness on ``[-1, -EPSILON]``); it maps
-that set into ``[1 - tau_1, 1 + tau_1]``; stage *k* is the odd minimax polynomial for 1 on
-``[1 - tau_{k-1} - w_k, 1 + tau_{k-1} + w_k]``, widened by ``w_k`` so that the rounding noise of CKKS between
-stages stays inside the domain the next stage was fitted on. Each stage is found with the Remez exchange
-algorithm (odd monomial basis) on a dense grid; the coefficients are stored below and checked when the module
-loads: the composite must keep ``|p(y) - sign(y)| <= ERROR_BOUND`` for ``EPSILON <= |y| <= 1``. ``python -m
-models._he_sign`` recomputes them.
+homomorphic comparison methods with optimal complexity", ASIACRYPT, of composing low-degree odd polynomials):
+a first stage takes every comparison into ``[1 - TAU1, 1 + TAU1]`` (going left) or its negative (going right);
+stages 2..4, odd cubics, each map ``[1 - tau, 1 + tau]`` into a narrower interval around 1. Stage *k* is the odd
+minimax cubic for 1 on ``[1 - tau_{k-1} - WIDEN, 1 + tau_{k-1} + WIDEN]``, widened so that the rounding noise of
+CKKS between stages stays inside the domain it was fitted on, found with the Remez exchange algorithm; the
+coefficients are stored below and checked when the module loads: the composite must take every stage-1 output
+to within ``ERROR_BOUND`` of ``sign``. ``python -m models._he_sign`` recomputes them.
 
-Degrees 15, 3, 7, 7 take ``EPSILON = 2^-7`` to an error of 6e-5. Stage 1 is not evaluated on ciphertexts: for a
-comparison ``x < t`` scaled by ``s``, ``p_1(s (t - x))`` is a polynomial of degree 15 in ``x`` that
-:func:`stage1_chebyshev` writes in the Chebyshev basis ``T_j(2x - 1)``; the client sends ``T_1 .. T_15`` of each
-feature and the server evaluates stage 1 as a plaintext linear combination (one level, with coefficients bounded
-by about ``2 max|p_1| < 4``: in the monomial basis they reach 8e4, the blow-up of single high-degree stages).
-Stages 2..4 (depth 2, 3, 3) run on ciphertexts, all comparisons at once. For comparison, 7∘7∘7 leaves an error of
-8e-2 at ``2^-7``: too much for a margin tolerance of 5e-3 once several near-threshold comparisons of one patient
-add up.
+**Stage 1 is a different polynomial for every comparison and costs one level.** The client sends ``T_1 .. T_63``
+(Chebyshev polynomials) of each feature's grid coordinate ``u = 2x - 1``; any polynomial of degree 63 in ``u``
+is then a plaintext linear combination of what the client sent. Features are snapped to a public grid of at most
+64 points, so a comparison ``x < t`` only ever sees the grid points, and what stage 1 must do is take the points
+below the threshold close to +1 and the others close to -1: a discrete problem. :func:`stage1_chebyshev` solves
+it as a linear program (discrete minimax, Chebyshev basis): minimise the largest error on the grid points,
+subject to ``|p(u)| <= STAGE1_BOUND`` at 128 Chebyshev nodes of ``[-1, 1]`` so that the coefficients stay small
+(their 1-norm, which multiplies the encryption noise, stays below 8). Over every comparison on every grid of 2
+to 64 points the error is at most 0.222 (a generic first stage, the continuous minimax polynomial for ``sign`` on
+``[2^-7, 1]``, leaves 0.82 at degree 15 and 0.68 at degree 31), which is why three cubic stages suffice: the
+composite keeps ``|p(y) - sign(y)| <= 1.2e-5`` at every grid point of every comparison whose stage 1 stays within
+``TAU1 = 0.25``; the planner refuses a model with a comparison it cannot fit that closely (a grid much finer than
+64 points). A cubic stage costs one 59-bit prime in :mod:`models.he` (``z^3`` is formed before any rescaling),
+so the whole composite takes four primes.
 
-Why ``EPSILON = 2^-7`` suffices: features are snapped to a grid of at most 64 points per feature and thresholds to
-grid midpoints (:mod:`models.features`), so in unit coordinates ``|x - t| >= 1/126``; the evaluator scales each
-comparison by ``1 / max(|t|, |1 - t|) >= 1`` to fill ``[-1, 1]``, and refuses a model whose scaled margin falls
-below ``EPSILON``.
-
-Pure: numpy only.
+Pure: numpy, and scipy's linear-programming solver (HiGHS).
 """
 
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 from numpy.polynomial import chebyshev, polynomial
+from scipy.optimize import linprog  # type: ignore[import-untyped]
 
 __all__ = [
     "DEGREES",
-    "EPSILON",
     "ERROR_BOUND",
+    "STAGE1_BOUND",
+    "STAGE1_DEGREE",
     "STAGES",
+    "TAU1",
     "TAUS",
     "WIDEN",
+    "Stage1Error",
     "composite",
     "evaluate",
     "regenerate",
@@ -52,30 +57,29 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-EPSILON = 2.0**-7
-"""The smallest ``|y|`` the composite must take to ``sign(y)``."""
-DEGREES = (15, 3, 7, 7)
-WIDEN = (0.0, 4e-3, 2e-3, 2e-3)
-"""Noise allowance added on each side of the domain of stage *k* (stage 1 is exact: see the module docstring)."""
-ERROR_BOUND = 8e-5
+STAGE1_DEGREE = 63
+TAU1 = 0.25
+"""Largest distance from ±1 that a stage-1 polynomial may leave at a grid point (the later stages' domain)."""
+STAGE1_BOUND = 1.5
+"""``|p(u)| <= STAGE1_BOUND`` on ``[-1, 1]`` (at 128 Chebyshev nodes) for every stage-1 polynomial."""
+_BOUND_NODES = 128
+DEGREES = (STAGE1_DEGREE, 3, 3, 3)
+WIDEN = 2e-3
+"""Noise allowance added on each side of the domain of stages 2..4."""
+ERROR_BOUND = 1.5e-5
 
-# Odd coefficients (of y, y^3, y^5, ..) per stage and the stage's minimax error, from regenerate().
+# Odd coefficients (of y, y^3) of stages 2..4 and each stage's minimax error on its widened domain, from
+# regenerate().
 STAGES: tuple[tuple[float, ...], ...] = (
-    (
-        22.546019219775985,
-        -595.8525725011021,
-        5882.2428334294445,
-        -26855.29451042653,
-        64052.679461570864,
-        -82508.47443759383,
-        54380.973788886426,
-        -14378.644725763392,
-    ),
-    (2.199179612308678, -0.596659343579169),
-    (2.871537965802455, -3.5680130052064527, 1.9922123505577871, -0.36838963562076676),
-    (2.2001717807158307, -2.2139979475392932, 1.3274160202887868, -0.31364928411751736),
+    (1.556329996410387, -0.5080228380346123),
+    (1.5022306798447436, -0.5003186298867437),
+    (1.5000133930148183, -0.5000019132864395),
 )
-TAUS: tuple[float, ...] = (0.8241431783535518, 0.6250844759840037, 0.10019733877405912, 5.9880627247821394e-05)
+TAUS: tuple[float, ...] = (0.04847728854387556, 0.0019123205955374756, 1.1479738140529605e-05)
+
+
+class Stage1Error(ValueError):
+    """No stage-1 polynomial of the allowed degree and size separates this grid within :data:`TAU1`."""
 
 
 def remez_odd(
@@ -123,37 +127,76 @@ def remez_odd(
 
 
 def composite(
-    epsilon: float = EPSILON, degrees: tuple[int, ...] = DEGREES, widen: tuple[float, ...] = WIDEN
+    tau1: float = TAU1, degrees: tuple[int, ...] = DEGREES[1:], widen: float = WIDEN
 ) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
-    """Stage-by-stage minimax composite for ``sign`` on ``[epsilon, 1]``: coefficients and error per stage."""
+    """Minimax odd stages taking ``[1 - tau1, 1 + tau1]`` towards 1, one after another: coefficients and errors."""
     stages: list[tuple[float, ...]] = []
     taus: list[float] = []
-    lo, hi = epsilon, 1.0
-    for degree, w in zip(degrees, widen, strict=True):
-        coef, tau = remez_odd(degree, lo - w, hi + w)
+    lo, hi = 1.0 - tau1, 1.0 + tau1
+    for degree in degrees:
+        coef, tau = remez_odd(degree, lo - widen, hi + widen)
         stages.append(tuple(float(c) for c in coef))
         taus.append(tau)
         lo, hi = 1.0 - tau, 1.0 + tau
     return tuple(stages), tuple(taus)
 
 
-def evaluate(y: npt.ArrayLike, stages: tuple[tuple[float, ...], ...] = STAGES) -> FloatArray:
-    """The composite at ``y`` in floating point (what the encrypted evaluation approximates)."""
-    out = np.asarray(y, dtype=np.float64)
+def evaluate(z: npt.ArrayLike, stages: tuple[tuple[float, ...], ...] = STAGES) -> FloatArray:
+    """Stages 2..4 applied to stage-1 outputs ``z``, in floating point (what the encrypted evaluation approximates)."""
+    out = np.asarray(z, dtype=np.float64)
     for coef in stages:
         out = np.asarray(polynomial.polyval(out, _odd(coef)), dtype=np.float64)
     return out
 
 
-def stage1_chebyshev(scale: float, threshold: float) -> FloatArray:
-    """Coefficients ``a_0 .. a_7`` with ``p_1(scale * (x - threshold)) = sum_j a_j T_j(2x - 1)``."""
-    # y = scale * ((u + 1) / 2 - threshold) for u = 2x - 1; compose p_1 with that affine map, then change basis.
-    affine = polynomial.Polynomial([scale * (0.5 - threshold), scale / 2])
-    composed = polynomial.Polynomial(_odd(STAGES[0]))(affine)
-    out = np.zeros(DEGREES[0] + 1)
-    cheb = chebyshev.poly2cheb(composed.coef)
-    out[: len(cheb)] = cheb
-    return out
+def stage1_chebyshev(levels: int, below: int) -> tuple[FloatArray, float]:
+    """Stage 1 of the comparison that sends grid points ``0 .. below - 1`` of a ``levels``-point grid left.
+
+    Returns Chebyshev coefficients ``a_0 .. a_63`` of ``p(u)``, ``u = 2k / (levels - 1) - 1`` for grid point
+    ``k``, with ``p(u_k)`` within ``TAU1`` of +1 for the points going left and of -1 for the others, and the
+    largest such distance. :class:`Stage1Error` when no polynomial meets ``TAU1``.
+    """
+    if levels < 2 or not 0 <= below <= levels:
+        raise ValueError(f"no comparison sends {below} of {levels} grid points left")
+    if 2 * below > levels:  # p(u) for (levels, below) is -p(-u) for (levels, levels - below): T_j(-u) = (-1)^j T_j
+        coef, tau = _fit(levels, levels - below)
+        return -coef * (-1.0) ** np.arange(coef.size), tau
+    coef, tau = _fit(levels, below)
+    return coef.copy(), tau
+
+
+@lru_cache(maxsize=4096)
+def _fit(levels: int, below: int) -> tuple[FloatArray, float]:
+    out = np.zeros(STAGE1_DEGREE + 1)
+    if below in (0, levels):  # every grid point goes the same way
+        out[0] = 1.0 if below else -1.0
+        return out, 0.0
+    degree = min(STAGE1_DEGREE, levels - 1)
+    u = 2.0 * np.arange(levels) / (levels - 1) - 1.0
+    target = np.where(np.arange(levels) < below, 1.0, -1.0)
+    grid = chebyshev.chebvander(u, degree)
+    nodes = chebyshev.chebvander(np.cos(np.pi * (np.arange(_BOUND_NODES) + 0.5) / _BOUND_NODES), degree)
+    n = degree + 1
+    # Variables a_0 .. a_degree and the error e: minimise e with |grid a - target| <= e and |nodes a| <= bound.
+    ones, zeros = np.ones((levels, 1)), np.zeros((_BOUND_NODES, 1))
+    a_ub = np.vstack(
+        [np.hstack([grid, -ones]), np.hstack([-grid, -ones]), np.hstack([nodes, zeros]), np.hstack([-nodes, zeros])]
+    )
+    b_ub = np.concatenate([target, -target, np.full(2 * _BOUND_NODES, STAGE1_BOUND)])
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    result = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=[(None, None)] * n + [(0.0, None)], method="highs-ds")
+    if result.status != 0:
+        raise Stage1Error(f"the stage-1 program for {below} of {levels} grid points failed: {result.message}")
+    out[:n] = np.asarray(result.x[:n], dtype=np.float64)
+    tau = float(np.max(np.abs(grid @ out[:n] - target)))
+    if tau > TAU1:
+        raise Stage1Error(
+            f"no polynomial of degree {degree} separates {below} of {levels} grid points within {TAU1} "
+            f"(best {tau:.3f}): the grid is too fine for the encrypted comparison"
+        )
+    out.setflags(write=False)
+    return out, tau
 
 
 def _odd(coef: tuple[float, ...]) -> FloatArray:
@@ -163,16 +206,16 @@ def _odd(coef: tuple[float, ...]) -> FloatArray:
 
 
 def _check() -> None:
-    if len(STAGES) != len(DEGREES) or any(2 * len(c) - 1 != d for c, d in zip(STAGES, DEGREES, strict=True)):
+    if len(STAGES) != len(DEGREES) - 1 or any(2 * len(c) - 1 != d for c, d in zip(STAGES, DEGREES[1:], strict=True)):
         raise AssertionError("sign stages do not match their degrees")
-    y = np.concatenate([np.linspace(EPSILON, 1.0, 20_001), np.geomspace(EPSILON, 1.0, 2_001)])
-    worst = float(np.max(np.abs(evaluate(y) - 1.0)))
-    if not worst <= ERROR_BOUND or not np.allclose(evaluate(-y), -evaluate(y)):
+    z = np.linspace(1.0 - TAU1, 1.0 + TAU1, 20_001)
+    worst = float(np.max(np.abs(evaluate(z) - 1.0)))
+    if not worst <= ERROR_BOUND or not np.allclose(evaluate(-z), -evaluate(z)):
         raise AssertionError(f"the composite sign approximation misses its bound: {worst} > {ERROR_BOUND}")
-    # Each later stage keeps its output bound on its widened domain (noise between stages stays harmless).
-    lo, hi = EPSILON, 1.0
-    for coef, tau, w in zip(STAGES, TAUS, WIDEN, strict=True):
-        grid = np.linspace(lo - w, hi + w, 4_001)
+    # Each stage keeps its output bound on its widened domain (noise between stages stays harmless).
+    lo, hi = 1.0 - TAU1, 1.0 + TAU1
+    for coef, tau in zip(STAGES, TAUS, strict=True):
+        grid = np.linspace(lo - WIDEN, hi + WIDEN, 4_001)
         if np.max(np.abs(polynomial.polyval(grid, _odd(coef)) - 1.0)) > tau * (1 + 1e-6) + 1e-12:
             raise AssertionError("a sign stage exceeds its stored error")
         lo, hi = 1.0 - tau, 1.0 + tau

@@ -1,4 +1,5 @@
-"""Errors raised by the risk models: feature specs and extraction, tree ensembles, and the model registry.
+"""Errors raised by the risk models: feature specs and extraction, tree ensembles, the model registry, and the
+encrypted evaluator.
 
 The hierarchy::
 
@@ -7,6 +8,8 @@ The hierarchy::
     ├── EnsembleError               a booster dump that is not a tree ensemble pchr can evaluate
     ├── ArtifactError               an artifact that does not parse, or whose bytes do not hash to its model id
     ├── UnknownModel                no recipe or stored artifact by that name or id
+    ├── HeError                     encrypted-evaluation input that does not fit: bytes that do not parse,
+    │                               other parameters, missing keys, a mask outside the model's features
     └── SessionError                no open evaluation-key session by that id for that clinician
 
 To add an error: subclass :class:`ModelError` (or the narrowest error above that it refines), draw it here, and
@@ -21,6 +24,7 @@ __all__ = [
     "ArtifactError",
     "EnsembleError",
     "FeatureError",
+    "HeError",
     "ModelError",
     "SessionError",
     "UnknownModel",
@@ -45,6 +49,12 @@ class ArtifactError(ModelError):
 
 class UnknownModel(ModelError):
     """No training recipe or stored artifact has that name or id."""
+
+
+class HeError(ModelError):
+    """Input the encrypted evaluator (:mod:`models.he`) refuses: bytes that do not parse, a context or ciphertext
+    made with other parameters, a wrong slot count, missing keys, a ciphertext at another level or scale, a used
+    mask that does not fit the model, or a model the slot plan cannot hold. Raised before any computation."""
 
 
 class SessionError(ModelError):

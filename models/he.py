@@ -1,47 +1,61 @@
-"""Encrypted evaluation of tree ensembles over CKKS (DESIGN.md section 5, issue 4 item 3); the only module that
-imports tenseal (Microsoft SEAL 4 through ``tenseal.sealapi``).
+"""Encrypted evaluation of tree ensembles over CKKS (DESIGN.md section 5, issue 4 items 3 and 5); the only module
+that imports tenseal (Microsoft SEAL 4 through ``tenseal.sealapi``).
 
 The clinician's client (:class:`HeClient`) makes a CKKS secret key, encrypts one patient's features with it and
-sends the public evaluation context (relinearization keys and the Galois keys of the seven rotations the
-evaluation uses; no public key, no secret), the ciphertext and the public used-feature mask. The model service
-(:class:`HeModel`) evaluates the whole ensemble on that one ciphertext and returns one ciphertext holding the
-margin in every slot and nothing else; the client decrypts it (:meth:`HeClient.decrypt_margin`) and applies the
-sigmoid. Neither side learns the other's secret: the server sees ciphertexts only, the client sees the margin
-only, and what the client sends depends on the feature spec (public) alone, never on the model's layout.
+sends the public evaluation context (relinearization keys and the Galois keys of the rotations the evaluation
+uses; no public key, no secret), the query (two ciphertexts) and the public used-feature mask. The model service
+(:class:`HeModel`) evaluates the whole ensemble on that query and returns one ciphertext holding the margin in
+every slot and nothing else; the client decrypts it (:meth:`HeClient.decrypt_margin`) and applies the sigmoid.
+Neither side learns the other's secret: the server sees ciphertexts only, the client sees the margin only, and
+what the client sends depends on the feature spec (public) alone, never on the model's layout. A research cohort
+under one key goes :data:`BATCH_PATIENTS` patients per query (:meth:`HeClient.encrypt_cohort`,
+:meth:`HeModel.evaluate_batch`, :meth:`HeClient.decrypt_cohort`); every slot of a batch reply holds the margin of
+one of its patients.
 
 How (the slot plan is :mod:`models._he_plan`, the sign approximation :mod:`models._he_sign`):
 
-- the client encodes ``T_1 .. T_15`` (Chebyshev polynomials) of each feature's unit coordinate, in feature order,
-  repeated across the slots, and encrypts that one vector;
-- the server evaluates every comparison of the model at once with a composite odd polynomial for ``sign`` (Lee,
-  Lee, Kim, Kim, No and Kang 2021; Cheon, Kim and Kim 2020) of degrees 15, 3, 7, 7: the first stage is a
-  plaintext linear combination of the ``T_j`` (one level), the others run on ciphertexts; they yield go-left
-  indicators ``b``. Comparisons on features missing from the public mask are resolved in the clear at no depth;
-- a sparse baby-step giant-step gather (rotations at the lowest levels, where they are cheap) lays the edge
-  indicators of every leaf's path side by side, leaf weights folded in; two ciphertext products multiply each
-  path; rotations sum the leaves; the base margin is added. Every slot then holds the margin.
+- the client encodes ``T_1 .. T_63`` (Chebyshev polynomials) of each feature's grid coordinate, two per complex
+  slot, in feature order, repeated across the slots, and encrypts the two vectors;
+- stage 1: the server multiplies them by plaintexts of per-comparison coefficients (zero for a feature missing
+  from the used mask, whatever the client sent), adds the products, the stretches (4 rotations) and the complex
+  conjugate: every comparison of the model at once, a discrete minimax polynomial of degree 63 of its feature
+  (one level). Stages 2..4, odd cubics, run on the ciphertext; the last leaves about ±1 per comparison;
+- a sparse baby-step giant-step gather lays the edge indicators of every leaf's path side by side, leaf weights
+  folded into its masks, nodes on missing features resolved in the clear by the constant that follows; two
+  ciphertext products multiply each path; rotations sum the leaves; the base margin is added.
 
-Parameters (:data:`PARAMETERS`): ring degree ``N = 2^14`` (8192 slots); coefficient modulus of 13 primes of 38,
-29, 28, 9 x 29 and 21 bits plus a 60-bit special prime for key switching, 437 bits in all, within the 438 that
-the HomomorphicEncryption.org security standard (Albrecht et al. 2018, table 1; SEAL's
+Parameters (:data:`PARAMETERS`): ring degree ``N = 2^14`` (8192 slots); coefficient modulus of 7 primes of 60,
+60, 45, 43, 59, 59 and 25 bits plus a 60-bit special prime for key switching, 411 bits in all, within the 438
+that the HomomorphicEncryption.org security standard (Albrecht et al. 2018, table 1; SEAL's
 ``CoeffModulus::MaxBitCount(16384, tc128)``) allows for 128-bit security with a ternary secret at ``N = 2^14``,
-which SEAL checks when it builds the context. Depth budget 12: stage 1 (1), stages 2..4 (2 + 3 + 3), the gather
-(1), the two path products (2). Scales are exact per level (Kim, Papadimitriou and Polyakov 2022, "Approximate
-homomorphic encryption with reduced approximation error", CT-RSA): level ``l`` holds scale ``S_l`` with
-``S_{l-1} = S_l^2 / q_l``, chosen from the bottom (``S_0 = 2^31``) upwards, so that products, rescalings and
-additions never mix scales that differ (TenSEAL's high-level vectors instead reset the scale after each
-rescaling, an error of up to ``|q - 2^k| / 2^k`` per level). ``S_l`` is ``2^29`` on the levels of the sign stages
-and the products and ``2^24.9`` for the fresh ciphertext, whose values (``|T_j| <= 1``) need the least precision.
-Every product is relinearized before it is rescaled; terms landing on one level share one rescaling. Galois keys
-exist for the seven rotation steps the evaluation uses (:data:`models._he_plan.STEPS`), no others.
+which SEAL checks when it builds the context. Few, large primes keep key switching cheap (its cost grows with
+the square of the number of primes), which is where the time goes:
+
+- a cubic stage ``c1 z + c3 z^3`` takes one 59-bit prime: ``z^3`` is formed from ``z^2`` (relinearized) times
+  ``z`` before any rescaling (scale ``s^3``), ``c3`` is folded into its scale (negated, scale ``s^3 / |c3|``),
+  ``c1 z`` is a product with a plaintext at scale ``s^2 / |c3|``; both terms are added, relinearized once and
+  rescaled once;
+- the two path products share one 60-bit prime: ``w = v rot(v)`` stays unrescaled (scale ``S_v^2``), ``u = w
+  rot(w)`` is rescaled once from ``S_v^4``. Decryption is at level 0 (``q_0``, 60 bits) at scale about ``2^52``;
+- every key switch (rotation, conjugation, relinearization) happens at a scale of ``2^44`` or more (stage 1
+  rotates before rescaling, the gather's giant steps and the first path rotation act on unrescaled products),
+  so that its noise, which grows with the largest prime present (here as large as the special prime, about
+  ``2^21`` in the slots), stays below ``2^-23`` of the values.
+
+Scales are exact at every step (Kim, Papadimitriou and Polyakov 2022, "Approximate homomorphic encryption with
+reduced approximation error", CT-RSA): each plaintext is encoded at the scale that makes the terms added together
+agree to the last bit, and each rescaling lands on a scale computed from the actual primes (:class:`_Scales`);
+TenSEAL's high-level vectors instead reset the scale after each rescaling, an error of up to ``|q - 2^k| / 2^k``
+per level. Every product is relinearized before it is rescaled. Galois keys exist for the powers of two from 1 to
+4096 and for the conjugation (:data:`models._he_plan.STEPS`), no others.
 
 Trust boundary: whatever arrives as bytes is parsed here and refused with :class:`HeError` when it does not fit
 (garbage, other parameters, a wrong slot count, missing keys, a ciphertext at another level or scale, a mask
-outside the model's features). Not covered: a client that encrypts values that are no Chebyshev features of grid
-points gets a meaningless margin, and, as with any scoring service, its queries reveal the model's margins on the
-inputs it chooses; the evaluation adds no noise flooding, so the approximation noise left in the reply is not
-proven to hide the model (circuit privacy; on what CKKS noise can leak, Li and Micciancio 2021, "On the security
-of homomorphic encryption on approximate numbers", EUROCRYPT).
+outside the model's features), before any computation. Not covered: a client that encrypts values that are no
+Chebyshev features of grid points gets a meaningless margin, and, as with any scoring service, its queries reveal
+the model's margins on the inputs it chooses; the evaluation adds no noise flooding, so the approximation noise
+left in the reply is not proven to hide the model (circuit privacy; on what CKKS noise can leak, Li and
+Micciancio 2021, "On the security of homomorphic encryption on approximate numbers", EUROCRYPT).
 """
 
 from __future__ import annotations
@@ -64,11 +78,12 @@ import tenseal.sealapi as seal
 
 from models import _he_plan as plan_
 from models import _he_sign as sign
-from models.errors import ModelError
+from models.errors import HeError
 from models.features import FeatureSpec
 from models.trees import Layout
 
 __all__ = [
+    "BATCH_PATIENTS",
     "PARAMETERS",
     "EvaluationKeys",
     "HeClient",
@@ -80,20 +95,17 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-
-class HeError(ModelError):
-    """Input the encrypted evaluator refuses: bytes that do not parse, other parameters, a mask that does not fit."""
+BATCH_PATIENTS = plan_.BATCH.patients
 
 
 @dataclass(frozen=True)
 class HeParameters:
-    """CKKS parameters and the exact scale of every level."""
+    """CKKS parameters: ring degree and the bit sizes of the primes."""
 
     poly_modulus_degree: int
     bits: tuple[int, ...]
     """Bit sizes of the data primes ``q_0 .. q_L`` (decryption prime first)."""
     special_bits: int
-    bottom_scale_bits: int
 
     @property
     def slots(self) -> int:
@@ -108,26 +120,67 @@ class HeParameters:
         return sum(self.bits) + self.special_bits
 
 
-PARAMETERS = HeParameters(16384, (38, 29, 28, 29, 29, 29, 29, 29, 29, 29, 29, 29, 21), 60, 31)
+PARAMETERS = HeParameters(16384, (60, 60, 45, 43, 59, 59, 25), 60)
 
-
-def _depth(degree: int) -> int:
-    """Multiplicative depth of a polynomial of this degree: ``ceil(log2(degree + 1))``."""
-    return degree.bit_length()
-
-
-LEVEL_STAGE1 = PARAMETERS.top - 1
-LEVEL_SIGN = LEVEL_STAGE1 - sum(_depth(d) for d in sign.DEGREES[1:])
-LEVEL_GATHER = LEVEL_SIGN - 1
-if LEVEL_GATHER != 2 or PARAMETERS.slots != plan_.SLOTS:
+# Levels: the query arrives at TOP; stage 1 lands one lower; each cubic stage takes one level; the gather one; the
+# path products one.
+TOP = PARAMETERS.top
+LEVEL_STAGES = tuple(range(TOP - 1, TOP - 1 - len(sign.STAGES), -1))
+"""The level each cubic stage starts at."""
+LEVEL_GATHER = LEVEL_STAGES[-1] - 1
+LEVEL_PATH = LEVEL_GATHER - 1
+if LEVEL_PATH != 1 or PARAMETERS.slots != plan_.SLOTS or not all(c1 > 0 > c3 for c1, c3 in sign.STAGES):
     raise AssertionError("the depth budget does not match the evaluation")
 
+INPUT_SCALE = 2.0**30
+"""Scale of the client's ciphertexts (values ``|T_j + i T_{j+32}| <= sqrt(2)``)."""
+STAGE1_SCALE = 2.0**24
+"""Scale of the stage-1 coefficient plaintexts."""
+PATH_SCALE = 2.0**28
+"""Scale of path space after the gather."""
 REPLY_SPREAD = 0.05
-"""Largest spread of a reply's slots that :meth:`HeClient.decrypt_margin` accepts (CKKS noise is about 1e-3)."""
-_CONTEXT_MAGIC = b"pchr-he-context/1\n"
-_QUERY_MAGIC = b"pchr-he-query/1\n"
-_REPLY_MAGIC = b"pchr-he-margin/1\n"
+"""Largest spread of a patient's slots that the client accepts in a reply (CKKS noise is about 1e-4)."""
+_CONTEXT_MAGIC = b"pchr-he-context/2\n"
+_QUERY_MAGIC = b"pchr-he-query/2\n"
+_REPLY_MAGIC = b"pchr-he-margin/2\n"
 _MAX_SECTION = 1 << 30
+_PER_MASK_CACHE = 16
+_TMP = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a RAM-backed scratch directory, when present
+
+
+@dataclass(frozen=True)
+class _Scales:
+    """The exact scale at every step, from the actual primes (see the module docstring)."""
+
+    stages: tuple[float, ...]
+    """Input scale of each cubic stage; ``stages[-1]`` is also the input of the gather."""
+    coefficient: tuple[float, ...]
+    """Plaintext scale of ``c1`` in each cubic stage: ``s^2 / |c3|``."""
+    gather: float
+    """Plaintext scale of the gather masks, so that path space lands exactly on :data:`PATH_SCALE`."""
+    output: float
+    """Scale of the reply."""
+
+    @classmethod
+    def of(cls, primes: Sequence[int]) -> _Scales:
+        s = INPUT_SCALE * STAGE1_SCALE / primes[TOP]
+        stages, coefficient = [], []
+        for (_, c3), level in zip(sign.STAGES, LEVEL_STAGES, strict=True):
+            stages.append(s)
+            coefficient.append(s * s / abs(c3))
+            s = s**3 / (abs(c3) * primes[level])
+        stages.append(s)
+        out = cls(tuple(stages), tuple(coefficient), PATH_SCALE * primes[LEVEL_GATHER] / s, PATH_SCALE**4 / primes[1])
+        # Headroom: stages at about 2^29, key switches at 2^44 or more, masks precise, margins (and the partial sums
+        # of the final rotations) within ±64.
+        if not (
+            all(2.0**27 <= x <= 2.0**31 for x in out.stages[:-1])
+            and out.stages[-1] >= 2.0**44
+            and out.gather >= 2.0**24
+            and out.output * 2.0**7 <= primes[0]
+        ):
+            raise AssertionError(f"the parameters do not give the evaluation its scales: {out}")
+        return out
 
 
 class _Seal:
@@ -161,11 +214,10 @@ class _Seal:
             data = data.next_context_data()
         if sorted(self.parms_ids) != list(range(len(p.bits))):
             raise AssertionError("unexpected modulus chain")
-        # S_0 = 2^bottom, S_l = sqrt(q_l S_{l-1}): each rescaling lands exactly on the next level's scale.
-        scales = [2.0**p.bottom_scale_bits]
-        for q in self.primes[1:]:
-            scales.append(math.sqrt(q * scales[-1]))
-        self.scales = scales
+
+    @cached_property
+    def scales(self) -> _Scales:
+        return _Scales.of(self.primes)
 
     def level(self, ct: Any) -> int:
         return int(self.context.get_context_data(ct.parms_id()).chain_index())
@@ -175,18 +227,18 @@ class _Seal:
         if isinstance(values, float | int):
             self.encoder.encode(float(values), self.parms_ids[level], scale, pt)
         else:
-            self.encoder.encode(np.asarray(values, dtype=np.float64).tolist(), self.parms_ids[level], scale, pt)
+            self.encoder.encode(np.asarray(values).tolist(), self.parms_ids[level], scale, pt)
         return pt
 
     def save(self, obj: Any) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="pchr-he-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pchr-he-", dir=_TMP) as tmp:
             path = os.path.join(tmp, "blob")
             obj.save(path)
             return Path(path).read_bytes()
 
     def load(self, factory: Callable[[], Any], data: bytes, what: str) -> Any:
         obj = factory()
-        with tempfile.TemporaryDirectory(prefix="pchr-he-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pchr-he-", dir=_TMP) as tmp:
             path = os.path.join(tmp, "blob")
             Path(path).write_bytes(data)
             try:
@@ -197,16 +249,20 @@ class _Seal:
                 ) from exc
         return obj
 
-    def galois_elements(self) -> list[int]:
+    def galois_elements(self, steps: Sequence[int] = plan_.STEPS) -> list[int]:
         tool = self.context.key_context_data().galois_tool()
-        return [int(tool.get_elt_from_step(step)) for step in plan_.STEPS]
+        return [int(tool.get_elt_from_step(step)) for step in steps] + [self.conjugation]
+
+    @property
+    def conjugation(self) -> int:
+        return 2 * self.parameters.poly_modulus_degree - 1
 
 
 def _frame(magic: bytes, sections: Sequence[bytes]) -> bytes:
     return magic + b"".join(struct.pack(">Q", len(s)) + s for s in sections)
 
 
-def _unframe(data: bytes, magic: bytes, count: int, what: str) -> list[bytes]:
+def _unframe(data: bytes, magic: bytes, what: str) -> list[bytes]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise HeError(f"the {what} must be bytes")
     view = bytes(data)
@@ -214,16 +270,23 @@ def _unframe(data: bytes, magic: bytes, count: int, what: str) -> list[bytes]:
         raise HeError(f"not a pchr {what} (bad header)")
     offset = len(magic)
     out = []
-    for _ in range(count):
+    while offset < len(view):
         if offset + 8 > len(view):
-            raise HeError(f"the {what} is truncated")
+            raise HeError(f"the {what} has trailing bytes")
         (size,) = struct.unpack(">Q", view[offset : offset + 8])
         offset += 8
         if size > _MAX_SECTION or offset + size > len(view):
             raise HeError(f"the {what} is truncated")
         out.append(view[offset : offset + size])
         offset += size
-    if offset != len(view):
+    return out
+
+
+def _sections(data: bytes, magic: bytes, count: int, what: str) -> list[bytes]:
+    out = _unframe(data, magic, what)
+    if len(out) < count:
+        raise HeError(f"the {what} is truncated")
+    if len(out) > count:
         raise HeError(f"the {what} has trailing bytes")
     return out
 
@@ -233,14 +296,22 @@ def _unframe(data: bytes, magic: bytes, count: int, what: str) -> list[bytes]:
 
 
 class HeClient:
-    """The clinician's side: the secret key, encryption of a feature vector, decryption of the margin.
+    """The clinician's side: the secret key, encryption of feature vectors, decryption of margins.
 
     ``seed`` (eight 64-bit words) makes keys and ciphertexts reproducible for tests; leave it out otherwise.
-    ``parameters`` other than :data:`PARAMETERS` make a client the model service refuses (for tests).
+    ``parameters`` other than :data:`PARAMETERS`, or ``rotations`` other than the evaluation's
+    (:data:`models._he_plan.STEPS`), make a client the model service refuses (for tests).
     """
 
-    def __init__(self, *, seed: Sequence[int] | None = None, parameters: HeParameters = PARAMETERS) -> None:
+    def __init__(
+        self,
+        *,
+        seed: Sequence[int] | None = None,
+        parameters: HeParameters = PARAMETERS,
+        rotations: Sequence[int] = plan_.STEPS,
+    ) -> None:
         self._seal = _Seal(parameters, seed)
+        self._rotations = tuple(rotations)
         self._keygen = seal.KeyGenerator(self._seal.context)
         self._secret = self._keygen.secret_key()
         self._encryptor = seal.Encryptor(self._seal.context, self._secret)
@@ -250,7 +321,7 @@ class HeClient:
     def _public_context(self) -> bytes:
         s = self._seal
         relin = self._keygen.create_relin_keys()
-        galois = self._keygen.create_galois_keys(s.galois_elements())
+        galois = self._keygen.create_galois_keys(s.galois_elements(self._rotations))
         return _frame(_CONTEXT_MAGIC, [s.save(s.parms), s.save(relin), s.save(galois)])
 
     def public_context(self) -> bytes:
@@ -262,33 +333,81 @@ class HeClient:
         x = np.asarray(unit_vector, dtype=np.float64)
         if x.ndim != 1:
             raise HeError(f"encrypt takes one row of unit coordinates, not shape {x.shape}")
+        return self._query(x[None], plan_.SINGLE)
+
+    def encrypt_batch(self, rows: npt.ArrayLike) -> bytes:
+        """Up to :data:`BATCH_PATIENTS` patients' rows of unit coordinates in one query."""
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim != 2 or not 1 <= x.shape[0] <= BATCH_PATIENTS:
+            raise HeError(f"a batch query takes 1 to {BATCH_PATIENTS} rows of unit coordinates, not shape {x.shape}")
+        return self._query(x, plan_.BATCH)
+
+    def encrypt_cohort(self, rows: npt.ArrayLike) -> list[bytes]:
+        """A cohort's rows of unit coordinates as batch queries of :data:`BATCH_PATIENTS` patients (the last may
+        hold fewer)."""
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise HeError(f"a cohort is a non-empty table of unit coordinates, not shape {x.shape}")
+        return [self.encrypt_batch(x[i : i + BATCH_PATIENTS]) for i in range(0, x.shape[0], BATCH_PATIENTS)]
+
+    def _query(self, x: FloatArray, packing: plan_.Packing) -> bytes:
         s = self._seal
         if s.parameters.slots != plan_.SLOTS:
             raise HeError(f"the slot plan needs {plan_.SLOTS} slots; these parameters give {s.parameters.slots}")
         try:
-            slots = plan_.encode_features(x, x.shape[0])
+            vectors = plan_.encode_features(x, x.shape[1], packing)
         except plan_.PlanError as exc:
             raise HeError(str(exc)) from exc
         top = s.parameters.top
-        pt = s.encode(slots, top, s.scales[top])
-        ct = self._encryptor.encrypt_symmetric(pt)  # seeded: half the size of a public-key encryption
-        return _frame(_QUERY_MAGIC, [struct.pack(">II", s.parameters.slots, x.shape[0]), s.save(ct)])
+        blobs = []
+        for v in vectors:
+            pt = s.encode(v, top, INPUT_SCALE)
+            blobs.append(s.save(self._encryptor.encrypt_symmetric(pt)))  # seeded: half the size of a public-key one
+        header = struct.pack(">IIII", s.parameters.slots, x.shape[1], packing.patients, x.shape[0])
+        return _frame(_QUERY_MAGIC, [header, *blobs])
 
     def decrypt_slots(self, reply: bytes) -> FloatArray:
-        """Every slot of a reply from :meth:`HeModel.evaluate` (each holds the margin, up to CKKS noise)."""
-        (blob,) = _unframe(reply, _REPLY_MAGIC, 1, "reply")
+        """Every slot of a reply (each holds a patient's margin, up to CKKS noise)."""
+        return self._decrypt(reply)[0]
+
+    def decrypt_margin(self, reply: bytes) -> float:
+        """The margin in a reply from :meth:`HeModel.evaluate`: the mean of its slots, which must all hold about
+        the same value."""
+        slots, patients, _ = self._decrypt(reply)
+        if patients != 1:
+            raise HeError("a batch reply holds several margins; use decrypt_batch")
+        return float(_margins(slots, 1, 1)[0])
+
+    def decrypt_batch(self, reply: bytes) -> FloatArray:
+        """The margins in a reply from :meth:`HeModel.evaluate_batch`, one per patient of the query."""
+        slots, patients, rows = self._decrypt(reply)
+        return _margins(slots, patients, rows)
+
+    def decrypt_cohort(self, replies: Sequence[bytes]) -> FloatArray:
+        """The margins of a cohort, in the order of :meth:`encrypt_cohort`."""
+        return np.concatenate([self.decrypt_batch(r) for r in replies]) if replies else np.zeros(0)
+
+    def _decrypt(self, reply: bytes) -> tuple[FloatArray, int, int]:
+        header, blob = _sections(reply, _REPLY_MAGIC, 2, "reply")
+        if len(header) != 8:
+            raise HeError("the reply header is malformed")
+        patients, rows = struct.unpack(">II", header)
+        if patients not in (1, BATCH_PATIENTS) or not 1 <= rows <= patients:
+            raise HeError("the reply header is malformed")
         s = self._seal
         ct = s.load(seal.Ciphertext, blob, "reply")
         pt = seal.Plaintext()
         self._decryptor.decrypt(ct, pt)
-        return np.array(s.encoder.decode_double(pt), dtype=np.float64)
+        return np.array(s.encoder.decode_double(pt), dtype=np.float64), patients, rows
 
-    def decrypt_margin(self, reply: bytes) -> float:
-        """The margin in a reply: the mean of its slots, which must all hold about the same value."""
-        values = self.decrypt_slots(reply)
-        if not np.all(np.isfinite(values)) or np.ptp(values) > REPLY_SPREAD:
-            raise HeError("the reply does not decrypt to a margin (another key, or not an evaluation result)")
-        return float(np.mean(values))
+
+def _margins(slots: FloatArray, patients: int, rows: int) -> FloatArray:
+    if slots.shape != (plan_.SLOTS,):
+        raise HeError("the reply does not decrypt to margins (another key, or not an evaluation result)")
+    per_patient = slots.reshape(-1, patients)[:, :rows]
+    if not np.all(np.isfinite(per_patient)) or np.any(np.ptp(per_patient, axis=0) > REPLY_SPREAD):
+        raise HeError("the reply does not decrypt to margins (another key, or not an evaluation result)")
+    return np.asarray(per_patient.mean(axis=0), dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,10 +436,10 @@ def _server() -> _Seal:
 
 def load_context(context: bytes) -> EvaluationKeys:
     """Parse and check a client's public context (:meth:`HeClient.public_context`)."""
-    params_blob, relin_blob, galois_blob = _unframe(context, _CONTEXT_MAGIC, 3, "context")
+    params_blob, relin_blob, galois_blob = _sections(context, _CONTEXT_MAGIC, 3, "context")
     s = _server()
     parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
-    with tempfile.TemporaryDirectory(prefix="pchr-he-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pchr-he-", dir=_TMP) as tmp:
         path = os.path.join(tmp, "parms")
         Path(path).write_bytes(params_blob)
         try:
@@ -336,11 +455,36 @@ def load_context(context: bytes) -> EvaluationKeys:
     if primes != [m.value() for m in s.parms.coeff_modulus()]:
         raise HeError("the context's coefficient modulus differs from the evaluation parameters")
     relin = s.load(seal.RelinKeys, relin_blob, "relinearization key")
+    if relin.size() != 1 or not relin.has_key(2):
+        raise HeError("the context's relinearization key is not one key for the square of the secret")
     galois = s.load(seal.GaloisKeys, galois_blob, "Galois key set")
-    missing = [step for step, elt in zip(plan_.STEPS, s.galois_elements(), strict=True) if not galois.has_key(elt)]
+    missing = [
+        "conjugation" if elt == s.conjugation else str(step)
+        for step, elt in zip([*plan_.STEPS, 0], s.galois_elements(), strict=True)
+        if not galois.has_key(elt)
+    ]
     if missing:
-        raise HeError(f"the context lacks Galois keys for rotations by {missing}")
+        raise HeError(f"the context lacks Galois keys for rotations by {', '.join(missing)}")
     return EvaluationKeys(relin, galois, hashlib.sha256(bytes(context)).digest())
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A plan and its per-model plaintexts, for one packing."""
+
+    plan: plan_.Plan
+    gather: tuple[tuple[tuple[int, Any], ...], ...]
+    base: Any
+
+
+@dataclass(frozen=True)
+class _PerMask:
+    """What depends on the patients' used masks, encoded."""
+
+    betas: tuple[Any, ...]
+    constant: Any
+    path: Any
+    path_rotated: Any
 
 
 class HeModel:
@@ -349,33 +493,36 @@ class HeModel:
     Not thread-safe (it caches encoded plaintexts per used mask); give each worker its own.
     """
 
-    def __init__(self, p: plan_.Plan) -> None:
+    def __init__(self, p: plan_.Plan, batch: plan_.Plan | None = None) -> None:
+        if p.packing != plan_.SINGLE or (batch is not None and batch.packing != plan_.BATCH):
+            raise AssertionError("a model needs a single-patient plan (and optionally a batch plan)")
+        self._seal = _server()
         self.plan = p
-        s = self._seal = _server()
-        top = PARAMETERS.top
-        self._alpha = s.encode(p.alpha, top, s.scales[top])
-        self._alpha0 = s.encode(p.alpha0, LEVEL_STAGE1, s.scales[LEVEL_STAGE1])
-        baby, giant = p.baby, p.giant
-        self._gather: list[list[tuple[int, Any]]] = []
-        for g in range(giant):
-            row = []
-            for b in range(baby):
-                mask = p.gather.get(g * baby + b)
-                if mask is not None:
-                    rolled = np.roll(mask, g * baby)  # giant rotation by g * baby comes after the product
-                    row.append((b, s.encode(rolled, LEVEL_SIGN, s.scales[LEVEL_SIGN])))
-            self._gather.append(row)
-        self._base = s.encode(p.base_margin, 0, s.scales[0])
-        self._scalars: dict[tuple[float, int, float], Any] = {}
-        self._per_mask: OrderedDict[int, tuple[tuple[Any, ...], Any, Any]] = OrderedDict()
+        self._single = self._encode_plan(p)
+        self._batch_plan = batch
+        self._per_mask: OrderedDict[tuple[int, ...], _PerMask] = OrderedDict()
+        s = self._seal
+        self._c1 = tuple(
+            s.encode(c1, level, scale)
+            for (c1, _), level, scale in zip(sign.STAGES, LEVEL_STAGES, s.scales.coefficient, strict=True)
+        )
 
     @classmethod
     def from_layout(cls, lay: Layout, spec: FeatureSpec) -> HeModel:
-        """Plan a layout for encrypted evaluation; :class:`HeError` when the model does not fit the slots."""
+        """Plan a layout for encrypted evaluation; :class:`HeError` when the model does not fit the slots.
+
+        The batch plan (:meth:`evaluate_batch`) is made too when the model fits :data:`BATCH_PATIENTS` patients
+        per query (at most 512 reachable leaves).
+        """
         try:
-            return cls(plan_.plan(lay, spec))
+            single = plan_.plan(lay, spec)
         except plan_.PlanError as exc:
             raise HeError(str(exc)) from exc
+        try:
+            batch: plan_.Plan | None = plan_.plan(lay, spec, plan_.BATCH)
+        except plan_.PlanError:
+            batch = None
+        return cls(single, batch)
 
     @property
     def n_features(self) -> int:
@@ -384,193 +531,185 @@ class HeModel:
     def evaluate(self, context: bytes | EvaluationKeys, ciphertext: bytes, used_mask: int) -> bytes:
         """The encrypted margin for one query: a reply for :meth:`HeClient.decrypt_margin`."""
         keys = context if isinstance(context, EvaluationKeys) else load_context(context)
+        self._check_mask(used_mask)
+        cts, _ = self._query(ciphertext, plan_.SINGLE)
+        result = self._run(self._single, cts, keys, (used_mask,))
+        return _frame(_REPLY_MAGIC, [struct.pack(">II", 1, 1), self._seal.save(result)])
+
+    def evaluate_batch(self, context: bytes | EvaluationKeys, ciphertext: bytes, used_masks: Sequence[int]) -> bytes:
+        """The encrypted margins of a batch query (:meth:`HeClient.encrypt_batch`), one used mask per patient."""
+        keys = context if isinstance(context, EvaluationKeys) else load_context(context)
+        encoded = self._batch
+        if not isinstance(used_masks, Sequence) or isinstance(used_masks, str | bytes):
+            raise HeError("a batch query takes a sequence of used masks, one per patient")
+        for mask in used_masks:
+            self._check_mask(mask)
+        cts, rows = self._query(ciphertext, plan_.BATCH)
+        if rows != len(used_masks):
+            raise HeError(f"the query carries {rows} patients but {len(used_masks)} used masks came with it")
+        result = self._run(encoded, cts, keys, tuple(used_masks))
+        return _frame(_REPLY_MAGIC, [struct.pack(">II", BATCH_PATIENTS, rows), self._seal.save(result)])
+
+    @cached_property
+    def _batch(self) -> _Encoded:
+        if self._batch_plan is None:
+            raise HeError(
+                f"the model has {self.plan.leaves} reachable leaves; batch queries hold models of at most "
+                f"{plan_.BATCH.positions}"
+            )
+        return self._encode_plan(self._batch_plan)
+
+    def _check_mask(self, used_mask: object) -> None:
         if not isinstance(used_mask, int) or isinstance(used_mask, bool) or not 0 <= used_mask < 1 << self.n_features:
             raise HeError(f"the used mask {used_mask!r} does not fit the model's {self.n_features} features")
-        ct = self._query(ciphertext)
-        return _frame(_REPLY_MAGIC, [self._seal.save(self._run(ct, keys, used_mask))])
+
+    def _encode_plan(self, p: plan_.Plan) -> _Encoded:
+        s = self._seal
+        rows = tuple(
+            tuple((b, s.encode(mask, LEVEL_GATHER, s.scales.gather)) for b, mask in row) for row in p.gather_rows
+        )
+        return _Encoded(p, rows, s.encode(p.base_margin, 0, s.scales.output))
 
     # -- parsing ---------------------------------------------------------------------------------------------
 
-    def _query(self, ciphertext: bytes) -> Any:
-        header, blob = _unframe(ciphertext, _QUERY_MAGIC, 2, "query")
-        if len(header) != 8:
+    def _query(self, ciphertext: bytes, packing: plan_.Packing) -> tuple[list[Any], int]:
+        sections = _unframe(ciphertext, _QUERY_MAGIC, "query")
+        if not sections or len(sections[0]) != 16:
             raise HeError("the query header is malformed")
-        slots, n_features = struct.unpack(">II", header)
+        slots, n_features, patients, rows = struct.unpack(">IIII", sections[0])
         if slots != PARAMETERS.slots:
             raise HeError(f"the query has {slots} slots; the evaluation needs {PARAMETERS.slots}")
         if n_features != self.n_features:
             raise HeError(f"the query encodes {n_features} features; the model takes {self.n_features}")
+        if patients != packing.patients or not 1 <= rows <= patients:
+            kind = "one patient" if packing.patients == 1 else f"batches of {packing.patients} patients"
+            raise HeError(f"the query packs {rows} of {patients} patients; this evaluation takes {kind}")
+        if len(sections) - 1 < packing.ciphertexts:
+            raise HeError("the query is truncated")
+        if len(sections) - 1 > packing.ciphertexts:
+            raise HeError("the query has trailing bytes")
         s = self._seal
-        ct = s.load(seal.Ciphertext, blob, "ciphertext")
-        if ct.size() != 2 or s.level(ct) != PARAMETERS.top:
-            raise HeError("the ciphertext is not a fresh encryption at the top level")
-        if not math.isclose(ct.scale, s.scales[PARAMETERS.top], rel_tol=1e-9):
-            raise HeError("the ciphertext is not at the evaluation's input scale")
-        ct.scale = s.scales[PARAMETERS.top]
-        return ct
+        cts = []
+        for blob in sections[1:]:
+            ct = s.load(seal.Ciphertext, blob, "ciphertext")
+            if ct.size() != 2 or s.level(ct) != TOP:
+                raise HeError("the ciphertext is not a fresh encryption at the top level")
+            if not math.isclose(ct.scale, INPUT_SCALE, rel_tol=1e-9):
+                raise HeError("the ciphertext is not at the evaluation's input scale")
+            ct.scale = INPUT_SCALE
+            cts.append(ct)
+        return cts, rows
 
     # -- evaluation ------------------------------------------------------------------------------------------
 
-    def _run(self, ct: Any, keys: EvaluationKeys, used_mask: int) -> Any:
-        ev, g = self._seal.evaluator, keys.galois
-        p = self.plan
-        # Stage 1: a plaintext combination of the client's Chebyshev blocks, then the blocks added together.
-        z = self._times_plain(ct, self._alpha, LEVEL_STAGE1)
-        for step in plan_.BLOCK_STEPS:
+    def _run(self, encoded: _Encoded, cts: Sequence[Any], keys: EvaluationKeys, masks: tuple[int, ...]) -> Any:
+        s, ev, g = self._seal, self._seal.evaluator, keys.galois
+        p, packing = encoded.plan, encoded.plan.packing
+        per = self._mask_plaintexts(p, masks)
+        # Stage 1: coefficient plaintexts times the client's vectors, the stretches and the conjugate added; all
+        # rotations before rescaling (at scale 2^54).
+        z = seal.Ciphertext()
+        ev.multiply_plain(cts[0], per.betas[0], z)
+        for ct, beta in zip(cts[1:], per.betas[1:], strict=True):
+            term = seal.Ciphertext()
+            ev.multiply_plain(ct, beta, term)
+            ev.add_inplace(z, term)
+        for step in packing.block_steps:
             ev.add_inplace(z, self._rotate(z, step, g))
-        ev.add_plain_inplace(z, self._alpha0)
-        level = LEVEL_STAGE1
-        for coef in sign.STAGES[1:-1]:
-            z = self._stage(z, level, coef if len(coef) == 2 else (coef[0], coef[1] / coef[3], *coef[2:]), None, keys)
-            level -= _depth(2 * len(coef) - 1)
-        if level != LEVEL_SIGN + _depth(sign.DEGREES[-1]):
-            raise AssertionError("sign stages left the depth budget")
-        odd, const, path_constant = self._mask_plaintexts(used_mask)
-        b = self._stage(z, level, odd, const, keys)
-        # Gather into path space: baby rotations by 1, products with the masks, giant rotations by `baby`.
-        babies = [b]
+        conjugate = seal.Ciphertext()
+        ev.complex_conjugate(z, g, conjugate)
+        ev.add_inplace(z, conjugate)
+        ev.add_plain_inplace(z, per.constant)
+        z = self._rescale(z, s.scales.stages[0])
+        for coef, scale, c1 in zip(sign.STAGES, s.scales.stages[1:], self._c1, strict=True):
+            z = self._cubic(z, coef[1], c1, scale, keys)
+        # Gather into path space (unrescaled): baby rotations by Q, products with the masks, giant rotations.
+        babies = [z]
         for _ in range(1, p.baby):
-            babies.append(self._rotate(babies[-1], 1, g))
+            babies.append(self._rotate(babies[-1], packing.patients, g))
         acc: Any = None
-        for row in reversed(self._gather):
-            inner = self._dot(babies, row)
-            if acc is None:
-                acc = inner
-            else:
-                acc = self._rotate(acc, p.baby, g)
-                if inner is not None:
-                    ev.add_inplace(acc, inner)
+        for row in reversed(encoded.gather):
+            if acc is not None:
+                acc = self._rotate(acc, p.baby * packing.patients, g)
+            for b, pt in row:
+                term = seal.Ciphertext()
+                ev.multiply_plain(babies[b], pt, term)
+                if acc is None:
+                    acc = term
+                else:
+                    ev.add_inplace(acc, term)
         if acc is None:
             raise AssertionError("a plan without comparisons reached the evaluator")
-        ev.add_plain_inplace(acc, path_constant)
-        # Path products: factors 2048 slots apart, then pairs 4096 apart.
-        for step in (plan_.DEPTH_STEP, 2 * plan_.DEPTH_STEP):
-            acc = self._multiply(acc, self._rotate(acc, step, g), keys)
-        for step, width in plan_.SUM_STEPS:
-            shifted = acc
-            total = acc
-            for _ in range(width - 1):
-                shifted = self._rotate(shifted, step, g)
-                total = self._add(total, shifted)
-            acc = total
-        ev.add_plain_inplace(acc, self._base)
-        return acc
+        _pin(acc, PATH_SCALE * s.primes[LEVEL_GATHER])
+        # Path products: factors 2048 slots apart, then pairs 4096 apart; one rescaling for both.
+        turned = self._rotate(acc, plan_.DEPTH_STEP, g)
+        v = self._rescale(acc, PATH_SCALE)
+        ev.add_plain_inplace(v, per.path)
+        turned = self._rescale(turned, PATH_SCALE)
+        ev.add_plain_inplace(turned, per.path_rotated)
+        w = self._multiply(v, turned, keys)
+        u = self._multiply(w, self._rotate(w, 2 * plan_.DEPTH_STEP, g), keys)
+        u = self._rescale(u, s.scales.output)
+        for step in packing.sum_steps:
+            ev.add_inplace(u, self._rotate(u, step, g))
+        ev.add_plain_inplace(u, encoded.base)
+        return u
 
-    def _stage(self, z: Any, level: int, coef: Sequence[Any], const: Any, keys: EvaluationKeys) -> Any:
-        """One odd stage of the sign composite at ``level`` (plus ``const``), relinearizing every product.
-
-        Degree 3, ``coef = (c1, c3)``: ``c1 z + (c3 z) z^2``, depth 2, 2 products. Degree 7,
-        ``coef = (c1, c3 / c7, c5, c7)``: ``z^4 (c5 z + c7 z^3) + c1 z + c3 z^3`` with ``c3 z^3`` taken from
-        ``c7 z^3``, which the first term needs anyway, so that the stage has depth 3 with 4 products. Terms that
-        land on one level are added before a single rescaling.
-        """
+    def _cubic(self, z: Any, c3: float, c1: Any, scale: float, keys: EvaluationKeys) -> Any:
+        """``c1 z + c3 z^3`` (``c3 < 0``) with one rescaling: ``z^3`` relabelled to carry ``c3``, ``c1 z`` a
+        plaintext product at the same scale, added, relinearized once."""
         ev = self._seal.evaluator
-        x2 = self._multiply(z, z, keys)
-        if len(coef) == 2:
-            c1, c3 = coef
-            out = self._multiply(self._times(z, c3, level - 1), x2, keys, rescale=False)
-            ev.add_inplace(out, self._times(z, c1, level - 2, rescale=False))
-        else:
-            c1, ratio, c5, c7 = coef
-            x3c7_raw = self._multiply(self._times(z, c7, level - 1), x2, keys, rescale=False)
-            inner = self._add(x3c7_raw, self._times(z, c5, level - 2, rescale=False))
-            x3c7 = self._rescale(x3c7_raw)
-            x4 = self._multiply(x2, x2, keys)
-            out = self._multiply(x4, self._rescale(inner), keys, rescale=False)
-            ev.add_inplace(out, self._times(z, c1, level - 3, rescale=False))
-            ev.add_inplace(out, self._times(x3c7, ratio, level - 3, rescale=False))
-        out = self._rescale(out)
-        if const is not None:
-            ev.add_plain_inplace(out, const)
-        return out
+        square = self._multiply(z, z, keys)
+        cube = seal.Ciphertext()
+        ev.multiply(square, z, cube)
+        ev.negate_inplace(cube)
+        linear = seal.Ciphertext()
+        ev.multiply_plain(z, c1, linear)
+        cube.scale = cube.scale / abs(c3)  # the negated z^3 now stands for c3 z^3
+        _pin(linear, cube.scale)
+        ev.add_inplace(cube, linear)
+        ev.relinearize_inplace(cube, keys.relin)
+        return self._rescale(cube, scale)
 
-    def _mask_plaintexts(self, used_mask: int) -> tuple[tuple[Any, ...], Any, Any]:
-        """What depends on the used mask, encoded: the last stage's coefficients and constant, and the constant
-        of path space (cached for the 64 most recent masks)."""
-        cached = self._per_mask.get(used_mask)
-        if cached is not None:
-            self._per_mask.move_to_end(used_mask)
-            return cached
-        odd, const = plan_.last_stage(self.plan, used_mask)
-        level = LEVEL_SIGN + 3
-        c1, c3, c5, c7 = odd
+    def _mask_plaintexts(self, p: plan_.Plan, masks: tuple[int, ...]) -> _PerMask:
+        """Stage-1 coefficients and constants and the path constant for the patients' used masks (the most recent
+        single-patient masks cached)."""
+        single = p.packing == plan_.SINGLE
+        if single:
+            cached = self._per_mask.get(masks)
+            if cached is not None:
+                self._per_mask.move_to_end(masks)
+                return cached
         s = self._seal
-        encoded = (
-            self._plain_for(c1, level, level - 3),
-            self._plain_for(_ratio(c3, c7), level - 2, level - 3),
-            self._plain_for(c5, level, level - 2),
-            self._plain_for(c7, level, level - 1),
+        betas, constant = plan_.stage1_plaintexts(p, masks)
+        path = plan_.path_constant(p, masks)
+        raw = INPUT_SCALE * STAGE1_SCALE
+        entry = _PerMask(
+            tuple(s.encode(b, TOP, STAGE1_SCALE) for b in betas),
+            s.encode(constant, TOP, raw),
+            s.encode(path, LEVEL_PATH, PATH_SCALE),
+            s.encode(np.roll(path, -plan_.DEPTH_STEP), LEVEL_PATH, PATH_SCALE),
         )
-        path = plan_.path_constant(self.plan, used_mask)
-        entry = (
-            encoded,
-            s.encode(const, LEVEL_SIGN, s.scales[LEVEL_SIGN]),
-            s.encode(path, LEVEL_GATHER, s.scales[LEVEL_GATHER]),
-        )
-        self._per_mask[used_mask] = entry
-        if len(self._per_mask) > 64:
-            self._per_mask.popitem(last=False)
+        if single:
+            self._per_mask[masks] = entry
+            if len(self._per_mask) > _PER_MASK_CACHE:
+                self._per_mask.popitem(last=False)
         return entry
 
     # -- primitives with exact scales ------------------------------------------------------------------------
 
-    def _plain_for(self, values: FloatArray, source: int, target: int) -> _Prepared:
-        """Slot values encoded to take a ciphertext at level ``source`` to ``target`` (and its scale)."""
-        s = self._seal
-        scale = s.scales[target] * s.primes[target + 1] / s.scales[source]
-        return _Prepared(s.encode(values, target + 1, scale), source)
-
-    def _times(self, ct: Any, factor: float | _Prepared, target: int, *, rescale: bool = True) -> Any:
-        """``factor * ct`` landing at level ``target``: a scalar or slot values prepared by :meth:`_plain_for`."""
-        s = self._seal
-        source = s.level(ct)
-        if isinstance(factor, _Prepared):
-            if factor.source != source:
-                raise AssertionError("a prepared plaintext met a ciphertext at another level")
-            pt = factor.plaintext
-        else:
-            key = (float(factor), source, float(target))
-            pt = self._scalars.get(key)
-            if pt is None:
-                pt = s.encode(float(factor), target + 1, s.scales[target] * s.primes[target + 1] / s.scales[source])
-                self._scalars[key] = pt
-        return self._times_plain(ct, pt, target, rescale=rescale)
-
-    def _times_plain(self, ct: Any, pt: Any, target: int, *, rescale: bool = True) -> Any:
-        """``pt * ct`` for a plaintext scaled to land at ``target``; unrescaled, one level above it."""
-        s, ev = self._seal, self._seal.evaluator
+    def _multiply(self, a: Any, b: Any, keys: EvaluationKeys) -> Any:
+        """Product of two ciphertexts at one level, relinearized, not rescaled."""
         out = seal.Ciphertext()
-        if s.level(ct) > target + 1:
-            ev.mod_switch_to(ct, s.parms_ids[target + 1], out)
-            ev.multiply_plain_inplace(out, pt)
-        else:
-            ev.multiply_plain(ct, pt, out)
-        _pin(out, s.scales[target] * s.primes[target + 1])
-        return self._rescale(out) if rescale else out
-
-    def _multiply(self, a: Any, b: Any, keys: EvaluationKeys, *, rescale: bool = True) -> Any:
-        """Product of two ciphertexts at one level, relinearized, then (by default) rescaled."""
-        s, ev = self._seal, self._seal.evaluator
-        level = s.level(a)
-        if s.level(b) != level:
-            raise AssertionError("products of ciphertexts at different levels")
-        out = seal.Ciphertext()
-        ev.multiply(a, b, out)
-        ev.relinearize_inplace(out, keys.relin)
-        _pin(out, s.scales[level - 1] * s.primes[level])
-        return self._rescale(out) if rescale else out
-
-    def _rescale(self, ct: Any) -> Any:
-        """Divide by the level's last prime; the scale becomes exactly the next level's."""
-        s = self._seal
-        out = seal.Ciphertext()
-        s.evaluator.rescale_to_next(ct, out)
-        _pin(out, s.scales[s.level(out)])
+        self._seal.evaluator.multiply(a, b, out)
+        self._seal.evaluator.relinearize_inplace(out, keys.relin)
         return out
 
-    def _add(self, a: Any, b: Any) -> Any:
+    def _rescale(self, ct: Any, scale: float) -> Any:
+        """Divide by the level's last prime, landing on ``scale`` (which it may miss by rounding only)."""
         out = seal.Ciphertext()
-        self._seal.evaluator.add(a, b, out)
+        self._seal.evaluator.rescale_to_next(ct, out)
+        _pin(out, scale)
         return out
 
     def _rotate(self, ct: Any, step: int, galois: Any) -> Any:
@@ -578,41 +717,9 @@ class HeModel:
         self._seal.evaluator.rotate_vector(ct, step, galois, out)
         return out
 
-    def _dot(self, babies: Sequence[Any], row: Sequence[tuple[int, Any]]) -> Any:
-        """``sum mask_b * babies[b]`` rescaled to the gather's level, or None for an empty row."""
-        s, ev = self._seal, self._seal.evaluator
-        acc: Any = None
-        for b, pt in row:
-            term = seal.Ciphertext()
-            ev.multiply_plain(babies[b], pt, term)
-            if acc is None:
-                acc = term
-            else:
-                ev.add_inplace(acc, term)
-        if acc is None:
-            return None
-        ev.rescale_to_next_inplace(acc)
-        _pin(acc, s.scales[LEVEL_GATHER])
-        return acc
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    plaintext: Any
-    source: int
-    """The level of the ciphertexts it multiplies."""
-
 
 def _pin(ct: Any, scale: float) -> None:
-    """Set a ciphertext's scale to the level's exact value, which it may miss by rounding only."""
+    """Set a ciphertext's scale to the exact value it stands for, which it may miss by rounding only."""
     if not math.isclose(ct.scale, scale, rel_tol=1e-9):
-        raise AssertionError(f"scale {ct.scale!r} strays from the level's {scale!r}")
+        raise AssertionError(f"scale {ct.scale!r} strays from the expected {scale!r}")
     ct.scale = scale
-
-
-def _ratio(c3: Any, c7: Any) -> Any:
-    """``c3 / c7`` (0 where ``c7`` is 0): the factor that turns ``c7 x^3`` into ``c3 x^3``."""
-    if isinstance(c3, np.ndarray) or isinstance(c7, np.ndarray):
-        a, b = np.asarray(c3, dtype=np.float64), np.asarray(c7, dtype=np.float64)
-        return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
-    return float(c3) / float(c7)

@@ -249,8 +249,10 @@ def test_the_ledger_settings_name_the_evm_service(compose: dict[str, Any], evm_i
     assert ledger.group(1) in compose["services"]
     assert only(evm_image, "EXPOSE").arguments == ledger.group(2)
     assert only(evm_image, "CMD").exec_form()[-4:] == ["--hostname", ALL_INTERFACES, "--port", ledger.group(2)]
-    config = (DOCKER / "evm-node" / "hardhat.config.js").read_text()
-    assert f"chainId: {environment['PCHR_LEDGER_CHAIN_ID']}," in config
+    # The node's chain id (which an EVM ledger's EIP-712 domain takes) is the one its healthcheck waits for.
+    chain_id = re.search(r"chainId: (\d+),", (DOCKER / "evm-node" / "hardhat.config.js").read_text())
+    assert chain_id is not None
+    assert f'"{hex(int(chain_id.group(1)))}"' in (DOCKER / "evm-node" / "healthcheck.js").read_text()
     # The operator's key is a Compose secret from a file git never sees.
     secret = environment["PCHR_LEDGER_OPERATOR_KEY"].removeprefix("/run/secrets/")
     assert api["secrets"] == [secret]

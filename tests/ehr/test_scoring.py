@@ -34,12 +34,8 @@ from models.service import ScoringService
 from models.train import split
 from models.trees import margins
 from tests.conftest import Clock
-from tests.storage.databases import sqlite_only
 from zk.attestation import Attestation
 from zk.consent_circuit import model_field
-
-# CKKS-heavy; its storage (grants, sealed reads) is what tests/ehr/test_consent_flow.py runs on PostgreSQL too.
-pytestmark = sqlite_only
 
 ON = date(2026, 3, 1)
 # The database is not what these tests are about (the consent-flow and storage tests cover grants and policies on
