@@ -133,7 +133,8 @@ def test_the_demo_runs_on_an_evm_ledger(tmp_path: Path) -> None:
     assert status == 0, text
     assert "consent ledger: the ConsentLedger contract (Vyper, compiled from source) at 0x" in text
     assert "audit clean" in text
-    assert "rebuilt from the contract's events by a read-only replica: 8 entries, the same log and grant root: yes" in (
-        text
-    )
+    # Every entry of the flow, the ATTEST of the encrypted score included, is on the chain and audits clean.
+    assert "(1 ATTEST, 3 GRANT, 2 KEY, 3 REVOKE)" in text
+    assert "attestations audit clean" in text
+    assert re.search(r"read-only replica: 9 entries, the same log and grant root: yes", text)
     assert "Done:" in text
