@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.eip712 import Domain
+from consent_chain.errors import ChainError
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
 from ehr.api import auth_routes, consent_routes, fhir_routes, ledger_routes, model_routes, zk_routes
@@ -186,6 +187,13 @@ def create_app(
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return fhir_response(operation_outcome("error", code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(ChainError)
+    async def chain_unavailable(_: Request, exc: ChainError) -> Response:
+        # The chain, not the request, failed: say so (503), and log the kind only.
+        log.error("the consent ledger's chain failed: %s", type(exc).__name__)
+        outcome = operation_outcome("error", "transient", "the consent ledger's chain is unavailable; try again")
+        return fhir_response(outcome, 503, {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:

@@ -23,7 +23,7 @@ from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.entries import EntryType
 from consent_chain.note import Verifier, verify_checkpoint
 from ehr.api.app import build_ledger
-from ehr.client import VaultClient
+from ehr.client import VaultClient, VaultClientError
 from ehr.demo import run_demo
 from ehr.identity import ActorKeys, Role
 from ehr.settings import Settings
@@ -138,3 +138,33 @@ def test_the_demo_runs_on_an_evm_ledger(tmp_path: Path) -> None:
     assert "attestations audit clean" in text
     assert re.search(r"read-only replica: 9 entries, the same log and grant root: yes", text)
     assert "Done:" in text
+
+
+@pytest.mark.integration
+def test_a_chain_that_goes_away_is_a_503_not_a_500(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from consent_chain.backends.evm import http_web3
+    from ehr.api import create_app
+    from tests.evm_node.hardhat import hardhat_node
+
+    with hardhat_node() as url:
+        operator = Account.create()
+        w3 = http_web3(url)
+        fund_from_node(w3, operator.address)
+        key_file = tmp_path / "operator.key"
+        key_file.write_text(operator.key.hex() + "\n")
+        backend = EvmLedgerBackend.deploy(w3, bytes(operator.key))
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/v.db",
+            ledger=f"evm+{url}",
+            ledger_operator_key_path=key_file,
+            ledger_contract=backend.address,
+        )
+        http = TestClient(create_app(settings), raise_server_exceptions=False)
+        VaultClient(http, ActorKeys.generate(Role.PATIENT)).register()  # a KEY entry, on the chain
+    # The node is gone: the next entry cannot be appended, and the caller is told to come back later.
+    with pytest.raises(VaultClientError) as refused:
+        VaultClient(http, ActorKeys.generate(Role.PATIENT)).register()
+    assert refused.value.status == 503
+    assert "chain is unavailable" in refused.value.message

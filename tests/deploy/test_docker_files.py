@@ -55,8 +55,6 @@ SERVICE_KEYS = {
     "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
 }  # fmt: skip
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
-# Settings the EVM ledger backend reads (`pchr serve` with PCHR_LEDGER=evm+http://...), developed on its own branch.
-EVM_LEDGER_SETTINGS = {"PCHR_LEDGER", "PCHR_LEDGER_OPERATOR_KEY"}
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 DURATION = re.compile(r"^(\d+(us|ms|s|m|h))+$")
 VERSIONED_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]*:\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
@@ -219,9 +217,6 @@ def test_the_api_sets_only_settings_the_code_reads(compose: dict[str, Any]) -> N
     read = settings_read_by_the_code()
     assert {"PCHR_DATABASE_URL", "PCHR_TOKEN_KEY", "PCHR_LEDGER_KEY"} <= read  # the scan finds what it should
     unknown = sorted(set(environment) - read)
-    if unknown == sorted(EVM_LEDGER_SETTINGS):
-        # Until the EVM ledger backend (issue #6, items 1-3, another branch) is merged; then this line goes.
-        pytest.xfail(f"{unknown} are read by the EVM ledger backend, not merged into this branch yet")
     assert unknown == [], f"compose.yaml sets {unknown}, which no pchr code reads"
     assert all(isinstance(value, str) for value in environment.values())  # Compose wants strings here
 
