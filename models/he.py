@@ -298,9 +298,11 @@ def _sections(data: bytes, magic: bytes, count: int, what: str) -> list[bytes]:
 class HeClient:
     """The clinician's side: the secret key, encryption of feature vectors, decryption of margins.
 
-    ``seed`` (eight 64-bit words) makes keys and ciphertexts reproducible for tests; leave it out otherwise.
-    ``parameters`` other than :data:`PARAMETERS`, or ``rotations`` other than the evaluation's
-    (:data:`models._he_plan.STEPS`), make a client the model service refuses (for tests).
+    ``seed`` (eight 64-bit words) makes keys and ciphertexts reproducible for tests only: every random draw then
+    repeats (SEAL's seeded generator hands each use the same stream), so encryption becomes deterministic and the
+    key material repetitive (its serialized keys compress to a third); leave it out otherwise. ``parameters``
+    other than :data:`PARAMETERS`, or ``rotations`` other than the evaluation's (:data:`models._he_plan.STEPS`),
+    make a client the model service refuses (for tests).
     """
 
     def __init__(
