@@ -416,6 +416,14 @@ def test_the_client_refuses_what_it_cannot_encode(unit: np.ndarray, message: str
         client.encrypt(unit)
 
 
+def test_encryption_is_randomized_unless_a_test_seed_is_given() -> None:
+    row = np.full(7, 0.5)
+    fresh = HeClient()
+    assert fresh.encrypt(row) != fresh.encrypt(row)
+    seeded = HeClient(seed=SEED)
+    assert seeded.encrypt(row) == seeded.encrypt(row)  # why a seed is for tests only
+
+
 def test_a_client_needs_a_seed_of_eight_words() -> None:
     with pytest.raises(HeError, match="eight 64-bit words"):
         HeClient(seed=(1, 2, 3))
