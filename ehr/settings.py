@@ -22,9 +22,9 @@ class Settings:
     ``PCHR_MODELS`` is a comma-separated list; unset, a server started from the environment serves
     :data:`DEFAULT_MODELS`; empty, none. Settings built in code serve none unless told (tests, embedding)."""
     max_query_bytes: int = 8 * 1024 * 1024
-    """Largest encrypted scoring request (one CKKS ciphertext, ~1.3 MB in base64 with the default parameters)."""
+    """Largest encrypted scoring request (one CKKS query, ~2.2 MB in base64 with the default parameters)."""
     max_context_bytes: int = 256 * 1024 * 1024
-    """Largest CKKS evaluation context a clinician may register (the default parameters make ~114 MB)."""
+    """Largest CKKS evaluation context a clinician may register (the default parameters make ~98 MB)."""
     scoring_sessions: int = 4
     """Evaluation-key sessions held at once (each takes a few hundred MB of memory; least recently used go)."""
     zk_key_path: Path | None = None

@@ -3,7 +3,7 @@
 DESIGN.md section 5 and issue 4 item 4. The protocol, from the service's side:
 
 1. a clinician's client registers its public CKKS evaluation context once per session
-   (:meth:`ScoringService.open_session`): relinearization and Galois keys, about 114 MB, no public or secret key.
+   (:meth:`ScoringService.open_session`): relinearization and Galois keys, about 98 MB, no public or secret key.
    The service loads and checks it once (a few seconds) and keeps it under a **session id**, the SHA-256 of the
    bytes, for the clinician who sent it. At most ``max_sessions`` are held (each costs a few hundred MB of
    memory); the least recently used goes first, and a session idle for ``idle`` expires;
