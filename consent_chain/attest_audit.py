@@ -86,6 +86,7 @@ def _check(
             now=entry.time,
             window_seconds=window,
             expected_request_hash=None,
+            retired=history.retired(),
         )
     except AttestationRefused as exc:
         return AttestationFinding(index, *found, entry.time, str(exc))

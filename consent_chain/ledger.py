@@ -158,8 +158,8 @@ class Ledger:
     def grant_path(self, leaf_index: int) -> tuple[int, int, MerklePath]:
         return self.backend.grant_path(leaf_index)
 
-    def known_roots(self, window: int) -> tuple[int, dict[int, int | None]]:
-        """``(now, root -> when superseded)``: which grant roots a proof of consent may name now.
+    def known_roots(self, window: int) -> tuple[int, dict[int, int | None], frozenset[int]]:
+        """``(now, root -> when superseded, retired roots)``: which grant roots a proof of consent may name now.
 
         The rule is :mod:`consent_chain.root_history`'s (current root; roots superseded by grants alone within
         ``window`` seconds; nothing from before a revocation). The history is replayed from the log once and
@@ -170,4 +170,4 @@ class Ledger:
             for start in range(self._history.size, size, _HISTORY_PAGE):
                 self._history.extend(self.entries(start, min(size, start + _HISTORY_PAGE)))
             now = int(self._clock().timestamp())
-            return now, self._history.known_roots(now, window)
+            return now, self._history.known_roots(now, window), self._history.retired()

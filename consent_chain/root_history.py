@@ -13,7 +13,8 @@ grant tree with some root; the verifier must decide whether that root is good en
 
 :meth:`RootHistory.known_roots` gives this as the mapping :func:`zk.attestation.check_attestation` takes (root ->
 the Unix time it was superseded, None for the current root), with every retired root reported as superseded
-``window + 1`` seconds before ``now``. The model service asks it of the live ledger; an auditor rebuilds the same
+``window + 1`` seconds before ``now`` (stale for any caller); :meth:`RootHistory.retired` names those roots, so
+that the refusal can say why. The model service asks it of the live ledger; an auditor rebuilds the same
 history from the public entries and asks it as of each ATTEST entry's time, so both reach the same verdict.
 
 Pure: the history is built by replaying GRANT and REVOKE entries in log order, exactly as the ledger assigns
@@ -82,6 +83,11 @@ class RootHistory:
                 self._changes.append(RootChange(index, root, entry.time, revocation))
                 if revocation:
                     self._last_revocation = len(self._changes) - 1
+
+    def retired(self) -> frozenset[int]:
+        """Roots whose latest standing is from before the latest revocation: stale whatever their age."""
+        latest: dict[int, int] = {change.root: position for position, change in enumerate(self._changes)}
+        return frozenset(root for root, position in latest.items() if position < self._last_revocation)
 
     def known_roots(self, now: int, window: int) -> dict[int, int | None]:
         """Root -> when it was superseded (None: current), for :func:`zk.attestation.check_attestation`.

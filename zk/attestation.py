@@ -51,7 +51,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Final
@@ -268,6 +268,7 @@ def check_attestation(
     now: int,
     window_seconds: int,
     expected_request_hash: int | None,
+    retired: Collection[int] = frozenset(),
 ) -> None:
     """Accept (return None) or refuse (:class:`AttestationRefused` with its :class:`Refusal`) an attestation.
 
@@ -278,13 +279,18 @@ def check_attestation(
 
     The checks, cheapest first: the root is known (``UNKNOWN_ROOT``) and current or superseded at most
     ``window_seconds`` before ``now`` (``STALE_ROOT``); ``|now - t| <= window_seconds`` (``CLOCK``); the request
-    hash (``REQUEST_HASH``); the Groth16 proof against the statement (``PROOF``).
+    hash (``REQUEST_HASH``); the Groth16 proof against the statement (``PROOF``). ``retired`` names roots that
+    are stale whatever their age (:mod:`consent_chain.root_history`: every root from before a revocation).
     """
     if not isinstance(window_seconds, int) or window_seconds < 0:
         raise ValueError("the window is a non-negative number of seconds")
     s = attestation.statement
     if s.root not in known_roots:
         raise AttestationRefused(Refusal.UNKNOWN_ROOT, "the root is not one of the ledger's grant roots")
+    if s.root in retired:
+        raise AttestationRefused(
+            Refusal.STALE_ROOT, "the root is from before a revocation, which retires every earlier root at once"
+        )
     superseded = known_roots[s.root]
     if superseded is not None and now - superseded > window_seconds:
         raise AttestationRefused(

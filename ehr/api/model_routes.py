@@ -200,7 +200,7 @@ def _checked_attestation(
     if attestation.model_id != served.model_id or attestation.statement.used_mask != used_mask:
         raise Forbidden("the attestation is for another model or another used-feature mask")
     window = request.app.state.settings.attest_window
-    now, known_roots = request.app.state.consents.ledger.known_roots(window)
+    now, known_roots, retired = request.app.state.consents.ledger.known_roots(window)
     expected = attestation.request_hash_for(context_digest=bytes.fromhex(session_id), ciphertext=ciphertext)
     try:
         check_attestation(
@@ -210,6 +210,7 @@ def _checked_attestation(
             now=now,
             window_seconds=window,
             expected_request_hash=expected,
+            retired=retired,
         )
     except AttestationRefused as exc:
         if exc.reason is Refusal.MALFORMED:

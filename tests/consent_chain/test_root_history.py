@@ -42,6 +42,8 @@ def test_a_revocation_retires_every_earlier_root_at_once() -> None:
     assert known[before] is not None
     assert 121 - known[before] > WINDOW  # stale one second after the revocation
     assert known[history.current] is None
+    assert history.retired() == {before, GrantTree().root, *(c.root for c in history.changes[:-2])}
+    assert history.current not in history.retired()
     # New grants after the revocation supersede roots in the ordinary way again.
     after = history.current
     history.extend([grant(3, 130)])

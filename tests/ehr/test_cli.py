@@ -96,7 +96,7 @@ def test_demo_narrates_the_flow_and_succeeds(tmp_path: Path) -> None:
     assert "diabetes risk, decrypted by the clinician" in text
     assert "the clinician tries again: refused (403 no proof of consent is possible" in text
     assert "a proof made before the revocation, sent after it: refused (403 the proof of consent is refused" in text
-    assert "stale grant root" in text
+    assert "stale grant root: the root is from before a revocation" in text
     assert "1 attestation(s) verified from public data; attestations audit clean" in text
 
 

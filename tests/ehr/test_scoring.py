@@ -314,7 +314,7 @@ def test_after_a_revocation_no_proof_is_possible_and_old_proofs_are_stale(
     assert "no proof of consent is possible" in refused.value.message
     stale = _raw_score(app_http, doctor, model["id"], **old)
     assert stale.status_code == 403
-    assert "stale grant root" in _diagnostics(stale)
+    assert "stale grant root: the root is from before a revocation" in _diagnostics(stale)
 
 
 def test_bad_scoring_requests_get_clear_4xx(
