@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -410,16 +411,23 @@ def audit() -> None:
     """Verify the consent ledger from public data."""
 
 
+def _audit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--vault``, ``--state`` and ``--key``, which every audit command takes."""
+    command = click.option(
+        "--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use)."
+    )(command)
+    command = click.option(
+        "--state",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("pchr-audit.json"),
+        show_default=True,
+        help="Where the last verified checkpoint and the pinned keys are kept.",
+    )(command)
+    return _vault_option(command)
+
+
 @audit.command("ledger")
-@_vault_option
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("pchr-audit.json"),
-    show_default=True,
-    help="Where the last verified checkpoint and pinned key are kept.",
-)
-@click.option("--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use).")
+@_audit_options
 def audit_ledger_cmd(vault: str, state: Path, vkey: str | None) -> None:
     """Check checkpoint signatures, consistency with the last checkpoint seen, and every entry's inclusion."""
     from ehr.ledger_audit import run_ledger_audit
@@ -428,15 +436,7 @@ def audit_ledger_cmd(vault: str, state: Path, vkey: str | None) -> None:
 
 
 @audit.command("attestations")
-@_vault_option
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("pchr-audit.json"),
-    show_default=True,
-    help="Where the last verified checkpoint and the pinned keys are kept.",
-)
-@click.option("--key", "vkey", default=None, help="The operator's verifier key to pin (default: trust on first use).")
+@_audit_options
 def audit_attestations_cmd(vault: str, state: Path, vkey: str | None) -> None:
     """The ledger audit, then every ATTEST entry: its proof, and its grant root at the time it was made."""
     from ehr.ledger_audit import run_attestation_audit
