@@ -110,6 +110,20 @@ def _read_grant(patient: VaultClient, doctor: VaultClient, clock: Clock) -> dict
     return patient.grant(doctor.address, ["patient", "observation"], expiry=clock() + timedelta(days=30))
 
 
+def _scoring_patient(
+    alice: VaultClient,
+    doctor: VaultClient,
+    model: dict[str, Any],
+    clock: Clock,
+    row: np.ndarray,
+    features: list[str] | None = None,
+) -> dict[str, Any]:
+    """Alice's record holds ``row``; the doctor may read it and score it (these features): the scoring grant."""
+    _upload_row(alice, row)
+    _read_grant(alice, doctor, clock)
+    return grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30), features=features)
+
+
 def _plain_margin(scoring_service: ScoringService, row: np.ndarray) -> float:
     ensemble = scoring_service.model("diabetes").artifact.ensemble
     return float(margins(ensemble, row[None, :])[0])
@@ -142,9 +156,7 @@ def test_an_encrypted_score_matches_plaintext_xgboost(
     scoring_service: ScoringService,
 ) -> None:
     row = held_out[3]
-    _upload_row(alice, row)
-    _read_grant(alice, doctor, clock)
-    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    grant = _scoring_patient(alice, doctor, model, clock, row)
     assert grant["keysShared"] == 0  # a scoring grant opens no record
     result = scorer.score("diabetes", alice.address, on=ON)
     assert result.used_mask == DIABETES.full_mask
@@ -166,10 +178,8 @@ def test_features_outside_the_scoring_grant_are_missing(
     scoring_service: ScoringService,
 ) -> None:
     row = held_out[10]
-    _upload_row(alice, row)
-    _read_grant(alice, doctor, clock)
     allowed = ["glucose-2h-ogtt", "bmi", "age"]
-    grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30), features=allowed)
+    _scoring_patient(alice, doctor, model, clock, row, allowed)
     result = scorer.score("diabetes", alice.address, on=ON)
     assert result.used == tuple(allowed)
     assert set(result.missing) == {f.key for f in DIABETES.features} - set(allowed)
@@ -214,9 +224,7 @@ def test_each_score_leaves_an_attest_entry_that_audits_clean(
     clock: Clock,
     held_out: np.ndarray,
 ) -> None:
-    _upload_row(alice, held_out[5])
-    _read_grant(alice, doctor, clock)
-    grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    _scoring_patient(alice, doctor, model, clock, held_out[5])
     result = scorer.score("diabetes", alice.address, on=ON)
     audit = app_http.get("/ledger/attestations").json()
     (finding,) = audit["attestations"]
@@ -303,9 +311,7 @@ def test_after_a_revocation_no_proof_is_possible_and_old_proofs_are_stale(
     clock: Clock,
     held_out: np.ndarray,
 ) -> None:
-    _upload_row(alice, held_out[0])
-    _read_grant(alice, doctor, clock)
-    grant = grant_scoring(alice, doctor.address, model, expiry=clock() + timedelta(days=30))
+    grant = _scoring_patient(alice, doctor, model, clock, held_out[0])
     old = _proved(scorer, grant, model["id"], DIABETES.full_mask, b"a request made before the revocation")
     alice.revoke(grant["grantId"])
     with pytest.raises(VaultClientError) as refused:
