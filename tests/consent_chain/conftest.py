@@ -14,6 +14,7 @@ from eth_account import Account
 from web3 import Web3
 
 from consent_chain.backends.evm import EvmLedgerBackend, fund_from_node, http_web3, tester_web3
+from ehr.identity import ActorKeys, Role
 from tests.evm_node.hardhat import hardhat_node, node_missing
 
 
@@ -52,3 +53,19 @@ def hardhat_chain() -> Iterator[EvmChain]:
         pytest.fail(missing)
     with hardhat_node() as url:
         yield EvmChain(http_web3(url), url)
+
+
+# The actors of the ledger suites (test_ledger, test_evm_ledger): fresh keys per module.
+@pytest.fixture(scope="module")
+def alice() -> ActorKeys:
+    return ActorKeys.generate(Role.PATIENT)
+
+
+@pytest.fixture(scope="module")
+def bob() -> ActorKeys:
+    return ActorKeys.generate(Role.PATIENT)
+
+
+@pytest.fixture(scope="module")
+def doctor() -> ActorKeys:
+    return ActorKeys.generate(Role.CLINICIAN)

@@ -47,21 +47,6 @@ def at_t0() -> datetime:
     return T0
 
 
-@pytest.fixture(scope="module")
-def alice() -> ActorKeys:
-    return ActorKeys.generate(Role.PATIENT)
-
-
-@pytest.fixture(scope="module")
-def bob() -> ActorKeys:
-    return ActorKeys.generate(Role.PATIENT)
-
-
-@pytest.fixture(scope="module")
-def doctor() -> ActorKeys:
-    return ActorKeys.generate(Role.CLINICIAN)
-
-
 @pytest.fixture(params=["evm", pytest.param("hardhat", marks=pytest.mark.integration)])
 def chain(request: pytest.FixtureRequest) -> EvmChain:
     chain: EvmChain = request.getfixturevalue("evm_chain" if request.param == "evm" else "hardhat_chain")

@@ -46,21 +46,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def alice() -> ActorKeys:
-    return ActorKeys.generate(Role.PATIENT)
-
-
-@pytest.fixture(scope="module")
-def bob() -> ActorKeys:
-    return ActorKeys.generate(Role.PATIENT)
-
-
-@pytest.fixture(scope="module")
-def doctor() -> ActorKeys:
-    return ActorKeys.generate(Role.CLINICIAN)
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
