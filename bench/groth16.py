@@ -6,8 +6,9 @@ depth-20 Poseidon Merkle path, a 64-bit subset, a 64-bit less-than, the request 
 changes nothing for the prover: every wire of it is a field element either way. Measured:
 
 1. the development setup, once (CPU and wall time);
-2. ``prove`` (median of ``prove_runs``), including its self-check of the proof against the verifying key; one
-   extra proof is taken apart into its phases (quotient on the odd coset, the three MSMs) for the breakdown;
+2. the key's MSM bases (once per key and process), then ``prove`` (median of ``prove_runs``), including its
+   self-check of the proof against the verifying key; one extra proof is taken apart into its phases (quotient on
+   the odd coset, the three MSMs) for the breakdown;
 3. ``verify`` with a prepared key (median of ``verify_runs``), each run on a fresh proof's values: public-input
    checks, point checks (G2 subgroup included), the public-input MSM, three Miller loops and one final
    exponentiation; ``prepare`` once; and, for context, py_ecc's pairing check of the same four pairs;
@@ -42,7 +43,7 @@ from zk.curve import g1_add_mixed, g1_neg, g1_to_affine  # noqa: E402
 from zk.field import CURVE_ORDER  # noqa: E402
 from zk.groth16 import _quotient_on_odd_coset, prepare, prove, setup, verify  # noqa: E402
 from zk.keys import Proof  # noqa: E402
-from zk.msm import msm_g1_jacobian, msm_g2_jacobian  # noqa: E402
+from zk.msm import msm_g1_jacobian, msm_jacobian  # noqa: E402
 from zk.poseidon import poseidon  # noqa: E402
 from zk.r1cs import ConstraintSystem  # noqa: E402
 
@@ -86,6 +87,8 @@ class ZkResults:
     reference_verify: Timing = field(default_factory=lambda: Timing([], []))
     phases: dict[str, float] = field(default_factory=dict)
     """CPU seconds of the prover's phases, one proof taken apart."""
+    bases: float = 0.0
+    """CPU seconds to make the key's MSM bases (once per key and process, before the first proof)."""
     proof_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -140,7 +143,8 @@ def measure_zk(plan: ZkPlan, log: Log) -> ZkResults:
 
     witness = circuit.witness
     public = r1cs.public_inputs(witness)
-    log(f"zk: setup {cpu:.1f} s CPU; {plan.prove_runs} proofs ...")
+    log(f"zk: setup {cpu:.1f} s CPU; the key's MSM bases, then {plan.prove_runs} proofs ...")
+    out.bases = _timed(lambda: pk.msm_bases)[0]
     proofs: list[Proof] = []
     out.prove = _runs(lambda: proofs.append(prove(pk, witness, rng=rng)), plan.prove_runs)
     out.proof_bytes = len(proofs[-1].to_bytes())
@@ -150,15 +154,13 @@ def measure_zk(plan: ZkPlan, log: Log) -> ZkResults:
     out.phases["quotient on the odd coset (3 iNTT + 3 coset NTT)"] = _timed(
         lambda: p_odd.extend(_quotient_on_odd_coset(pk, witness))
     )[0]
-    out.phases[f"MSM A ({len(pk.a_query):,} G1 points)"] = _timed(lambda: msm_g1_jacobian(pk.a_query, witness))[0]
+    bases = pk.msm_bases
+    out.phases[f"MSM A ({len(pk.a_query):,} G1 points)"] = _timed(lambda: msm_jacobian(bases.a, witness))[0]
     b_points = sum(1 for p in pk.b_g2_query if p != ((0, 0), (0, 0)))
-    out.phases[f"MSM B ({b_points:,} G2 points)"] = _timed(lambda: msm_g2_jacobian(pk.b_g2_query, witness))[0]
-    c_points = (*pk.l_query, *pk.h_query, *pk.b_g1_query)
+    out.phases[f"MSM B ({b_points:,} G2 points)"] = _timed(lambda: msm_jacobian(bases.b_g2, witness))[0]
     c_scalars = [*witness[n_pub + 1 :], *p_odd, *(7 * x for x in witness)]
-    c_count = sum(1 for p in c_points if p != (0, 0))
-    out.phases[f"MSM C: L, H and B in G1 ({c_count:,} G1 points)"] = _timed(
-        lambda: msm_g1_jacobian(c_points, c_scalars)
-    )[0]
+    c_count = sum(1 for p in (*pk.l_query, *pk.h_query, *pk.b_g1_query) if p != (0, 0))
+    out.phases[f"MSM C: L, H and B in G1 ({c_count:,} G1 points)"] = _timed(lambda: msm_jacobian(bases.c, c_scalars))[0]
 
     log(f"zk: prove {statistics.median(out.prove.cpu):.2f} s CPU; prepare and {plan.verify_runs} verifications ...")
     prepared_list = []
@@ -246,7 +248,13 @@ def zk_sections(results: ZkResults) -> str:
     )
     phases = table(
         ["Prover phase (one proof taken apart)", "CPU s"],
-        [[name, number(seconds, 2)] for name, seconds in results.phases.items()],
+        [
+            *([name, number(seconds, 2)] for name, seconds in results.phases.items()),
+            [
+                "(once per key and process, before the first proof: the MSM bases of `ProvingKey.msm_bases`)",
+                number(results.bases, 2),
+            ],
+        ],
     )
     return (
         "## Zero-knowledge proofs (`zk.groth16`, single core)\n\n"
@@ -257,7 +265,9 @@ def zk_sections(results: ZkResults) -> str:
         f"{results.proof_bytes} bytes (EIP-197 encodings of A, B, C).\n\n" + timings + "\n\n" + phases + "\n\n"
         f"How measured: one process, one core; CPU time of the process (`time.process_time`, the machine is shared) "
         f"with wall time beside it. `prove` is timed {plan.prove_runs} times on the same witness with fresh "
-        "randomness; each run includes the prover's self-check of the proof (one verification). `verify` is timed "
+        "randomness, after the key's MSM bases are made (GMP coordinates, endomorphism images and negations of its "
+        "points, kept with the key: a service proves many times with one key); each run includes the prover's "
+        "self-check of the proof (one verification). `verify` is timed "
         f"{plan.verify_runs} times over those proofs: input and point checks (G2 subgroup included), the "
         "public-input MSM, three Miller loops with one final exponentiation (`zk.pairing`), against "
         "`e(alpha, beta)` and the lines of gamma and delta computed once by `prepare`. The py_ecc row is "

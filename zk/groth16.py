@@ -53,7 +53,7 @@ from zk.curve import (
 from zk.errors import PointError, ProofError, WitnessError
 from zk.field import CURVE_ORDER, batch_inverse, root_of_unity
 from zk.keys import Coefficient, Proof, ProvingKey, VerifyingKey
-from zk.msm import fixed_base_g1, fixed_base_g2, msm_g1_jacobian, msm_g2_jacobian
+from zk.msm import fixed_base_g1, fixed_base_g2, msm_g1_jacobian, msm_jacobian
 from zk.ntt import domain_size_for, odd_coset_evaluations
 from zk.pairing import Fq12, G2Prepared, pairing, pairing_check, prepare_g2
 from zk.r1cs import R1CS
@@ -201,14 +201,12 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, rng: random.Random | None =
     r, s = _random_nonzero(rng), _random_nonzero(rng)
     vk = pk.vk
 
-    a_sum = msm_g1_jacobian(pk.a_query, wires)
-    b_sum = msm_g2_jacobian(pk.b_g2_query, wires)
+    bases = pk.msm_bases
+    a_sum = msm_jacobian(bases.a, wires)
+    b_sum = msm_jacobian(bases.b_g2, wires)
     # C = L.w + H.p + s A + r B1 - r s delta with B1 = beta + B1.w + s delta, so C = (L.w + H.p + B1.(r w)) + s A +
     # r beta: B in G1 is never formed, its query joins the others in one larger (so cheaper per point) MSM.
-    c_sum = msm_g1_jacobian(
-        (*pk.l_query, *pk.h_query, *pk.b_g1_query),
-        [*wires[n_pub + 1 :], *p_odd, *(r * x % _R for x in wires)],
-    )
+    c_sum = msm_jacobian(bases.c, [*wires[n_pub + 1 :], *p_odd, *(r * x % _R for x in wires)])
     a = g1_to_affine(g1_add(g1_add_mixed(a_sum, vk.alpha_g1), g1_mul_jacobian(pk.delta_g1, r)))
     b = g2_add_mixed(g2_add_mixed(b_sum, vk.beta_g2), g2_to_affine(g2_mul_jacobian(vk.delta_g2, s)))
     c = g1_add(g1_add(c_sum, g1_mul_jacobian(a, s)), g1_mul_jacobian(pk.beta_g1, r))

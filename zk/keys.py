@@ -22,11 +22,23 @@ Points are affine tuples of ints as in :mod:`zk.curve`, ``(0, 0)`` at infinity. 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
-from zk.curve import G1Affine, G2Affine, g1_is_on_curve, g1_to_bytes, g2_in_subgroup, g2_is_on_curve, g2_to_bytes
+from zk.curve import (
+    G1Affine,
+    G1Jacobian,
+    G2Affine,
+    G2Jacobian,
+    g1_is_on_curve,
+    g1_to_bytes,
+    g2_in_subgroup,
+    g2_is_on_curve,
+    g2_to_bytes,
+)
 from zk.errors import ProofError
 from zk.field import FIELD_MODULUS
+from zk.msm import MsmBases, msm_bases_g1, msm_bases_g2
 
 __all__ = ["Coefficient", "Proof", "ProvingKey", "VerifyingKey"]
 
@@ -78,6 +90,26 @@ class ProvingKey:
     @property
     def num_public(self) -> int:
         return self.vk.num_public
+
+    @cached_property
+    def msm_bases(self) -> ProverBases:
+        """The queries made ready for the prover's MSMs, on first use (a few hundred milliseconds for the consent
+        circuit's key), then kept with the key."""
+        return ProverBases(
+            a=msm_bases_g1(self.a_query),
+            b_g2=msm_bases_g2(self.b_g2_query),
+            c=msm_bases_g1((*self.l_query, *self.h_query, *self.b_g1_query)),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ProverBases:
+    """A proving key's queries as :class:`zk.msm.MsmBases`: A, B in G2, and the C MSM's L, H and B-in-G1 in that
+    order (:func:`zk.groth16.prove` explains the last)."""
+
+    a: MsmBases[G1Affine, G1Jacobian]
+    b_g2: MsmBases[G2Affine, G2Jacobian]
+    c: MsmBases[G1Affine, G1Jacobian]
 
 
 @dataclass(frozen=True)

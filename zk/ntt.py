@@ -29,10 +29,12 @@ from functools import cache
 from typing import Final
 
 from zk.field import CURVE_ORDER, TWO_ADICITY, root_of_unity
+from zk.gmp import gmp
 
 __all__ = ["coset_ntt", "domain_size_for", "intt", "ntt", "odd_coset_evaluations"]
 
 _R: Final = CURVE_ORDER
+_R_GMP: Final = gmp(CURVE_ORDER)
 
 
 def _log2_exact(n: int) -> int:
@@ -68,17 +70,20 @@ def _plan(log_n: int, inverse: bool) -> tuple[tuple[tuple[int, ...], ...], tuple
         powers[j] = powers[j - 1] * omega % _R
     # Stage s pairs positions j and j + n/2; its twiddle is omega^(2^s * floor(j / 2^s)) (Pease's geometry), so the
     # last stage's are all 1.
+    powers = [gmp(p) for p in powers]
     stages = tuple(tuple(powers[(j >> s) << s] for j in range(half)) for s in range(log_n))
     reverse = tuple(int(format(i, f"0{log_n}b")[::-1], 2) if log_n else 0 for i in range(n))
     return stages, reverse
 
 
 def _transform(values: Sequence[int], log_n: int, inverse: bool) -> list[int]:
-    r = _R
+    """The transform of ``values`` (the plan's twiddles and the arithmetic are GMP integers: :mod:`zk.gmp`), with
+    its results left as GMP integers for the caller's last step, which returns ints."""
+    r = _R_GMP
     stages, reverse = _plan(log_n, inverse)
     n = 1 << log_n
     half = n >> 1
-    x = list(values)
+    x = [gmp(v) for v in values]
     y = [0] * n
     for twiddles in stages[:-1]:
         low, high = x[:half], x[half:]
@@ -95,27 +100,27 @@ def _transform(values: Sequence[int], log_n: int, inverse: bool) -> list[int]:
 
 def ntt(coefficients: Sequence[int]) -> list[int]:
     """The evaluations of the polynomial with these coefficients at ``omega^0 .. omega^(n-1)`` (n = its length)."""
-    return _transform(coefficients, _log2_exact(len(coefficients)), inverse=False)
+    return [int(v) for v in _transform(coefficients, _log2_exact(len(coefficients)), inverse=False)]
 
 
 def intt(evaluations: Sequence[int]) -> list[int]:
     """The coefficients of the polynomial of degree < n with these evaluations at ``omega^0 .. omega^(n-1)``."""
     log_n = _log2_exact(len(evaluations))
     n_inv = pow(1 << log_n, -1, _R)
-    return [c * n_inv % _R for c in _transform(evaluations, log_n, inverse=True)]
+    return [int(c * n_inv % _R_GMP) for c in _transform(evaluations, log_n, inverse=True)]
 
 
 def coset_ntt(coefficients: Sequence[int], shift: int) -> list[int]:
     """The evaluations of the polynomial at ``shift * omega^i``: :func:`ntt` of ``c_j * shift^j``."""
     log_n = _log2_exact(len(coefficients))
-    return _transform(_scaled(coefficients, shift % _R, 1), log_n, inverse=False)
+    return [int(v) for v in _transform(_scaled(coefficients, shift % _R, 1), log_n, inverse=False)]
 
 
 @cache
 def _odd_coset_factors(log_n: int) -> tuple[int, ...]:
     """``omega_2n^j / n``: the coset shift's powers with the inverse transform's 1/n folded in."""
     n = 1 << log_n
-    return tuple(_scaled([1] * n, root_of_unity(log_n + 1), pow(n, -1, _R)))
+    return tuple(gmp(f) for f in _scaled([1] * n, root_of_unity(log_n + 1), pow(n, -1, _R)))
 
 
 def odd_coset_evaluations(evaluations: Sequence[int]) -> list[int]:
@@ -128,9 +133,9 @@ def odd_coset_evaluations(evaluations: Sequence[int]) -> list[int]:
     if log_n >= TWO_ADICITY:
         raise ValueError(f"the odd coset of a 2^{log_n}-point domain needs a 2^{log_n + 1}-th root of unity")
     coefficients = _transform(evaluations, log_n, inverse=True)
-    r = _R
+    r = _R_GMP
     shifted = [c * f % r for c, f in zip(coefficients, _odd_coset_factors(log_n), strict=True)]
-    return _transform(shifted, log_n, inverse=False)
+    return [int(v) for v in _transform(shifted, log_n, inverse=False)]
 
 
 def _scaled(values: Sequence[int], shift: int, first: int) -> list[int]:

@@ -30,17 +30,27 @@ from zk.curve import (
     g2_neg,
     g2_psi,
     g2_to_affine,
+    g2_to_jacobian,
 )
 from zk.field import CURVE_ORDER, FIELD_MODULUS
+from zk.gmp import gmp, gmp_inverse
 from zk.msm import (
+    _CHUNK,
     GLV_BETA,
     GLV_LAMBDA,
     PSI_EIGENVALUE,
+    _add_pairs_g1,
+    _add_pairs_g2,
+    _g2_gmp,
     fixed_base_g1,
     fixed_base_g2,
     glv_split,
+    msm_bases_g1,
+    msm_bases_g2,
     msm_g1,
+    msm_g1_jacobian,
     msm_g2,
+    msm_jacobian,
     psi_split,
     window_size,
 )
@@ -197,3 +207,64 @@ def test_fixed_base_batches_equal_single_multiplications() -> None:
     assert fixed_base_g2(q, ks) == [g2_mul(q, k % R) for k in ks]
     assert fixed_base_g1(G1_INFINITY, [1, 2]) == [G1_INFINITY, G1_INFINITY]
     assert fixed_base_g2(G2_INFINITY, [3]) == [G2_INFINITY]
+
+
+def test_results_are_plain_ints_although_the_arithmetic_runs_on_gmp_integers() -> None:
+    # zk.gmp's rule: GMP integers inside the hot loops, ints for every caller (isinstance, bytes, JSON).
+    rng = random.Random(9)
+    ks = [rng.randrange(R) for _ in range(30)]
+    p1 = msm_g1(g1_bases(30, 9), ks)
+    p2 = msm_g2([g2_mul(G2, k + 1) for k in range(30)], ks)
+    jac = msm_g1_jacobian(g1_bases(30, 9), ks)
+    assert all(type(v) is int for v in (*p1, *p2[0], *p2[1], *jac))
+    assert all(type(v) is int for point in fixed_base_g1(G1, ks[:5]) for v in point)
+
+
+def test_prepared_bases_serve_many_msms() -> None:
+    rng = random.Random(10)
+    points = [*g1_bases(40, 10), G1_INFINITY]
+    bases = msm_bases_g1(points)
+    assert len(bases) == len(points)
+    for _ in range(3):
+        ks = [rng.randrange(R) for _ in points]
+        assert g1_to_affine(msm_jacobian(bases, ks)) == naive_g1(points, ks)
+    q_points = [g2_mul(G2, k) for k in (3, 5, 7)]
+    q_bases = msm_bases_g2(q_points)
+    assert g2_to_affine(msm_jacobian(q_bases, [1, 2, R - 1])) == naive_g2(q_points, [1, 2, R - 1])
+    with pytest.raises(ValueError, match="as many scalars as points"):
+        msm_jacobian(bases, [1])
+
+
+@pytest.mark.parametrize("group", ["g1", "g2"])
+def test_batch_additions_across_chunks_with_doublings_and_cancellations(group: str) -> None:
+    # More pairs than one chunk (one inversion per chunk), with P + P and P + (-P) pairs in two of the chunks.
+    rng = random.Random(11)
+    if group == "g1":
+        pts = [(gmp(x), gmp(y)) for x, y in g1_bases(300, 11)]
+        neg, add, infinity, add_pairs = g1_neg, g1_affine_add, G1_INFINITY, _add_pairs_g1
+    else:
+        pts = [_g2_gmp(g2_mul(G2, k)) for k in range(1, 41)]
+        neg, add, infinity, add_pairs = g2_neg, g2_affine_add, G2_INFINITY, _add_pairs_g2
+    left = [rng.choice(pts) for _ in range(_CHUNK + 500)]
+    right = [rng.choice(pts) for _ in left]
+    for i in (3, _CHUNK + 7):
+        right[i] = left[i]
+    for i in (5, _CHUNK + 9):
+        right[i] = neg(left[i])
+    sums = add_pairs(left, right)
+    assert sums[5] == sums[_CHUNK + 9] == infinity
+    assert sums == [add(a, b) for a, b in zip(left, right, strict=True)]
+
+
+def g1_affine_add(a: G1Affine, b: G1Affine) -> G1Affine:
+    return g1_to_affine(g1_add(g1_to_jacobian(a), g1_to_jacobian(b)))
+
+
+def g2_affine_add(a: G2Affine, b: G2Affine) -> G2Affine:
+    return g2_to_affine(g2_add(g2_to_jacobian(a), g2_to_jacobian(b)))
+
+
+def test_gmp_inverse_refuses_zero() -> None:
+    assert gmp_inverse(3, 7) == 5
+    with pytest.raises(ZeroDivisionError, match="not invertible"):
+        gmp_inverse(14, 7)
