@@ -370,8 +370,10 @@ def _score_step(
     echo(
         f"     proof of consent: Groth16 on BN254 over the consent circuit ({attestation.SIZE} bytes with its public "
         f"inputs, proof {len(attestation.proof.to_bytes())} bytes), made by the clinician in "
-        f"{result.seconds['prove']:.1f} s without revealing the patient, the grant or its leaf; the service checked "
-        f"it before any homomorphic work and kept it as ledger entry {result.attest_entry} (ATTEST)"
+        f"{result.seconds['prove']:.1f} s without revealing the patient, the grant or its leaf (the witness, then the "
+        f"proof; fetching the proving key and checking it against the circuit took {result.seconds['proving key']:.1f} "
+        f"s before, once); the service checked it before any homomorphic work and kept it as ledger entry "
+        f"{result.attest_entry} (ATTEST)"
     )
     echo(
         f"     timings: encrypt {result.seconds['encrypt']:.2f} s, service round trip "
