@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -268,3 +269,16 @@ def test_gmp_inverse_refuses_zero() -> None:
     assert gmp_inverse(3, 7) == 5
     with pytest.raises(ZeroDivisionError, match="not invertible"):
         gmp_inverse(14, 7)
+
+
+def test_an_msm_pauses_the_cycle_collector_and_restores_its_state() -> None:
+    p = g1_mul(G1, 3)
+    assert gc.isenabled()
+    assert msm_g1([p, p], [1, 2]) == g1_mul(p, 3)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert msm_g1([p], [5]) == g1_mul(p, 5)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
