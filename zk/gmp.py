@@ -14,8 +14,8 @@ too: ``mpz % mpz`` is the fast path), and converts its results back with ``int``
 callers see is always plain ``int``.
 
 Neither ``int`` nor GMP arithmetic is constant-time; the prover's secrets (the witness, r and s) were already in
-variable-time Python integers, so this changes the speed, not the exposure (DESIGN.md section 6 discusses where the
-prover runs).
+variable-time Python integers, so this changes the speed, not the exposure. The prover runs on the grantee's own
+machine (:class:`ehr.scoring.ScoringClient`), over a grant opening the grantee already holds.
 """
 
 from __future__ import annotations
