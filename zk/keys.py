@@ -93,8 +93,8 @@ class ProvingKey:
 
     @cached_property
     def msm_bases(self) -> ProverBases:
-        """The queries made ready for the prover's MSMs, on first use (a few hundred milliseconds for the consent
-        circuit's key), then kept with the key."""
+        """The queries made ready for the prover's MSMs, on first use (0.1-0.2 s for the consent circuit's key in
+        ``make bench``), then kept with the key."""
         return ProverBases(
             a=msm_bases_g1(self.a_query),
             b_g2=msm_bases_g2(self.b_g2_query),

@@ -76,3 +76,11 @@ def test_refuses_sizes_that_are_not_powers_of_two() -> None:
         ntt([1] * 6)
     with pytest.raises(ValueError, match="power-of-two size, not 0"):
         intt([])
+
+
+def test_transforms_return_plain_ints() -> None:
+    # The arithmetic runs on GMP integers (zk.gmp); what callers get back must be int (isinstance, bytes, JSON).
+    values = [3, 1, 4, 1, 5, 9, 2, 6]
+    for out in (ntt(values), intt(values), coset_ntt(values, 7), odd_coset_evaluations(values)):
+        assert len(out) == len(values)
+        assert all(type(v) is int for v in out)
