@@ -370,9 +370,10 @@ def _score_step(
     echo(
         f"     proof of consent: Groth16 on BN254 over the consent circuit ({attestation.SIZE} bytes with its public "
         f"inputs, proof {len(attestation.proof.to_bytes())} bytes), made by the clinician in "
-        f"{result.seconds['prove']:.1f} s without revealing the patient, the grant or its leaf (the witness, then the "
-        f"proof; fetching the proving key and checking it against the circuit took {result.seconds['proving key']:.1f} "
-        f"s before, once); the service checked it before any homomorphic work and kept it as ledger entry "
+        f"{result.seconds['prove']:.1f} s without revealing the patient, the grant or its leaf (before it, the "
+        f"grant's ledger path and the circuit's wires took {result.seconds['witness']:.1f} s, and fetching the proving "
+        f"key and checking it against the circuit {result.seconds['proving key']:.1f} s, once); the service checked "
+        "it before any homomorphic work and kept it as ledger entry "
         f"{result.attest_entry} (ATTEST)"
     )
     echo(

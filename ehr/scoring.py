@@ -35,8 +35,8 @@ from consent_chain.grants import Grant
 from consent_chain.state_tree import MerklePath
 from ehr.client import VaultClient, VaultClientError
 from models.features import FeatureSpec, FeatureVector, extract
-from zk.attestation import Attestation, attest, request_hash
-from zk.consent_circuit import StatementError, consent_r1cs
+from zk.attestation import Attestation, attest_assignment, request_hash
+from zk.consent_circuit import StatementError, assign, consent_r1cs
 from zk.keys import ProvingKey
 from zk.zkey import check_key_matches, zkey_from_bytes
 
@@ -129,21 +129,33 @@ class ScoringClient:
         return self._session
 
     def proving_key(self) -> ProvingKey:
-        """The service's proving key for the consent circuit, checked against the circuit (fetched once)."""
+        """The service's proving key for the consent circuit, checked against the circuit and made ready for the
+        prover's MSMs (:attr:`zk.keys.ProvingKey.msm_bases`): once per client."""
         if self._proving_key is None:
             pk = zkey_from_bytes(self.vault.get_bytes("/zk/proving-key"))
             check_key_matches(pk, consent_r1cs())
+            _ = pk.msm_bases  # made now, so that no proof's time includes it
             self._proving_key = pk
         return self._proving_key
 
     def prove(
-        self, grant: dict[str, Any], model_id: str, used_mask: int, session: str, ciphertext: bytes
+        self,
+        grant: dict[str, Any],
+        model_id: str,
+        used_mask: int,
+        session: str,
+        ciphertext: bytes,
+        *,
+        seconds: dict[str, float] | None = None,
     ) -> Attestation:
         """A proof that ``grant`` (the vault's record of it, with its opening) covers this request, now.
 
         VaultClientError 403 when no proof is possible: the grant's leaf is not in the ledger's current grant tree
-        (revoked), it has expired, or the mask leaves its scope.
+        (revoked), it has expired, or the mask leaves its scope. ``seconds``, if given, receives the wall time of
+        the two halves: ``"witness"`` (the grant's path from the ledger, the request hash, the circuit's wires) and
+        ``"prove"`` (the Groth16 proof with its self-check).
         """
+        began = time.perf_counter()
         opening = Grant.from_json(grant)
         doc = self.vault.get_json(f"/ledger/grants/{opening.grant_id.hex()}/path")
         path = MerklePath(int(doc["leafIndex"]), tuple(int(s) for s in doc["siblings"]))
@@ -156,12 +168,17 @@ class ScoringClient:
             context_digest=bytes.fromhex(session),
             ciphertext=ciphertext,
         )
+        pk = self.proving_key()
         try:
-            return attest(
-                self.proving_key(), opening, path, int(doc["root"]), used_mask=used_mask, t=t, request_hash=digest
-            )
+            assignment = assign(opening, path, int(doc["root"]), used_mask=used_mask, t=t, request_hash=digest)
+            witnessed = time.perf_counter()
+            attestation = attest_assignment(pk, opening, assignment)
         except StatementError as exc:
             raise VaultClientError(403, None, f"no proof of consent is possible: {exc}") from exc
+        if seconds is not None:
+            seconds["witness"] = witnessed - began
+            seconds["prove"] = time.perf_counter() - witnessed
+        return attestation
 
     # -- scoring ------------------------------------------------------------------------------------
     def scoring_grant(self, patient: str, model_id: str, grant_id: str | None = None) -> dict[str, Any]:
@@ -211,7 +228,8 @@ class ScoringClient:
         began = time.perf_counter()
         ciphertext = self.he.encrypt(spec.unit(vector.array())[0])
         encrypted = time.perf_counter()
-        attestation = self.prove(grant, model["id"], vector.used_mask, session, ciphertext)
+        proving: dict[str, float] = {}
+        attestation = self.prove(grant, model["id"], vector.used_mask, session, ciphertext, seconds=proving)
         proved = time.perf_counter()
         body = {
             "session": session,
@@ -241,7 +259,8 @@ class ScoringClient:
             seconds={
                 "proving key": began - fetching,
                 "encrypt": encrypted - began,
-                "prove": proved - encrypted,
+                "witness": proving["witness"],
+                "prove": proving["prove"],
                 "round trip": answered - proved,
                 "decrypt": done - answered,
             },

@@ -59,7 +59,7 @@ from typing import ClassVar, Final
 from consent_chain.grants import Grant, address_field
 from consent_chain.state_tree import MerklePath
 from ehr.identity import normalize_address
-from zk.consent_circuit import ConsentStatement, StatementError, assign, model_field
+from zk.consent_circuit import Assignment, ConsentStatement, StatementError, assign, model_field
 from zk.errors import ProofError, ZkError
 from zk.field import CURVE_ORDER
 from zk.groth16 import PreparedVerifyingKey, prove, verify
@@ -71,6 +71,7 @@ __all__ = [
     "AttestationRefused",
     "Refusal",
     "attest",
+    "attest_assignment",
     "check_attestation",
     "request_hash",
 ]
@@ -252,12 +253,28 @@ def attest(
     no proof is attempted then. ``rng`` blinds the proof (default: the operating system's CSPRNG; inject one
     only in tests).
     """
+    _registry_model_id(grant)
+    assignment = assign(grant, path, root, used_mask=used_mask, t=t, request_hash=request_hash)
+    return attest_assignment(pk, grant, assignment, rng=rng)
+
+
+def attest_assignment(
+    pk: ProvingKey, grant: Grant, assignment: Assignment, *, rng: random.Random | None = None
+) -> Attestation:
+    """:func:`attest`'s second half, the proof, over a witness that :func:`zk.consent_circuit.assign` made for
+    ``grant``: for a caller that times the two halves apart. StatementError when the grant is not for a registry
+    model or the witness is for another model."""
+    model_id = _registry_model_id(grant)
+    if assignment.statement.model != model_field(model_id):
+        raise StatementError("the witness is for another model than the grant's")
+    return Attestation(model_id, assignment.statement, prove(pk, assignment.wires, rng=rng))
+
+
+def _registry_model_id(grant: Grant) -> str:
     model_id = grant.purpose.removeprefix("model:").lower()
     if not _MODEL_ID.fullmatch(model_id):
         raise StatementError("the grant is not for a registry model (model:<64 hex digits>)")
-    assignment = assign(grant, path, root, used_mask=used_mask, t=t, request_hash=request_hash)
-    proof = prove(pk, assignment.wires, rng=rng)
-    return Attestation(model_id, assignment.statement, proof)
+    return model_id
 
 
 def check_attestation(

@@ -22,10 +22,19 @@ from zk.attestation import (
     AttestationRefused,
     Refusal,
     attest,
+    attest_assignment,
     check_attestation,
     request_hash,
 )
-from zk.consent_circuit import ConsentStatement, StatementError, consent_r1cs, made_under, model_field, patient_tag
+from zk.consent_circuit import (
+    ConsentStatement,
+    StatementError,
+    assign,
+    consent_r1cs,
+    made_under,
+    model_field,
+    patient_tag,
+)
 from zk.curve import G1, G2, g1_mul
 from zk.field import CURVE_ORDER, FIELD_MODULUS
 from zk.keys import Proof, ProvingKey
@@ -391,6 +400,23 @@ def test_a_consent_proof_is_checked_by_the_service_and_recognised_by_the_patient
             expected_request_hash=forged.request_hash_for(context_digest=CONTEXT_DIGEST, ciphertext=CIPHERTEXT),
         )
     assert caught.value.reason is Refusal.PROOF
+
+
+def test_a_witness_for_another_model_than_the_grant_is_refused_before_any_proof(squares_key: ProvingKey) -> None:
+    ledger = Ledger()
+    other = Grant.new(
+        "0x" + "a1" * 20, GRANTEE, f"model:{'ab' * 32}", CAT.mask(["laboratory"]), NOW + timedelta(days=30), CAT
+    )
+    tree = GrantTree()
+    tree.append(other.commitment())
+    used = CAT.mask(["laboratory"])
+    assignment = assign(other, tree.path(0), tree.root, used_mask=used, t=T, request_hash=request_for(used, T))
+    # squares_key is not even the consent circuit's key: the refusal comes before the prover would find that out.
+    with pytest.raises(StatementError, match="another model than the grant's"):
+        attest_assignment(squares_key, ledger.grant, assignment)
+    malformed = replace(ledger.grant, purpose="model:abcd")  # hex, but not a registry id (64 hex digits)
+    with pytest.raises(StatementError, match="not for a registry model"):
+        attest_assignment(squares_key, malformed, assignment)
 
 
 @pytest.mark.slow
