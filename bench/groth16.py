@@ -1,9 +1,9 @@
 """Groth16 on BN254 (``zk.groth16``): setup, prove and verify for the consent circuit, on one core.
 
 The circuit is :mod:`zk.consent_circuit` (DESIGN.md section 6): seven public inputs, a Poseidon(5) grant leaf on a
-depth-20 Poseidon Merkle path, a 64-bit subset, a 64-bit less-than, the request hash bound and the patient tag;
-5,730 constraints, an 8,192-point domain. Its values are random (a random path and grant, not a ledger's), which
-changes nothing for the prover: every wire of it is a field element either way. Measured:
+10-level Poseidon(4) Merkle path (the 4-ary grant tree), a 64-bit subset, a 64-bit less-than, the request hash bound
+and the patient tag; 3,890 constraints, a 4,096-point domain. Its values are random (a random path and grant, not a
+ledger's), which changes nothing for the prover: every wire of it is a field element either way. Measured:
 
 1. the development setup, once (CPU and wall time);
 2. the key's MSM bases (once per key and process), then ``prove`` (median of ``prove_runs``), including its
@@ -36,7 +36,7 @@ from report import Summary, number, ratio, table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from consent_chain.state_tree import DEPTH, MerklePath, compute_root  # noqa: E402
+from consent_chain.state_tree import ARITY, DEPTH, MerklePath, compute_root  # noqa: E402
 from zk import boundary  # noqa: E402
 from zk.consent_circuit import ConsentStatement, ConsentWitness, build_consent_circuit, patient_tag  # noqa: E402
 from zk.curve import g1_add_mixed, g1_neg, g1_to_affine  # noqa: E402
@@ -111,12 +111,13 @@ def _runs(op: Callable[[], object], count: int) -> Timing:
 
 
 def consent_instance(rng: random.Random) -> ConstraintSystem:
-    """The consent circuit for a random grant on a random depth-20 path (a true statement)."""
+    """The consent circuit for a random grant on a random path of the grant tree (a true statement)."""
     r = CURVE_ORDER
     grantee, model, salt, request_hash = (rng.randrange(r) for _ in range(4))
     scope = rng.getrandbits(64)
     expiry = rng.randrange(2**40, 2**63)
-    path = MerklePath(rng.getrandbits(DEPTH), tuple(rng.randrange(r) for _ in range(DEPTH)))
+    siblings = tuple((rng.randrange(r), rng.randrange(r), rng.randrange(r)) for _ in range(DEPTH))
+    path = MerklePath(rng.randrange(ARITY**DEPTH), siblings)
     leaf = poseidon([grantee, model, scope, expiry, salt])
     statement = ConsentStatement(
         root=compute_root(leaf, path),
@@ -258,7 +259,7 @@ def zk_sections(results: ZkResults) -> str:
     )
     return (
         "## Zero-knowledge proofs (`zk.groth16`, single core)\n\n"
-        f"Circuit: `zk.consent_circuit` for a random grant on a random path (Poseidon(5) leaf, depth-20 Poseidon "
+        f"Circuit: `zk.consent_circuit` for a random grant on a random path (Poseidon(5) leaf, 10-level Poseidon(4) "
         f"Merkle path, 64-bit subset, 64-bit less-than, request hash bound, patient tag): "
         f"{results.constraints:,} constraints, {results.variables:,} wires, {results.public_inputs} public inputs, "
         f"domain {results.domain:,}, {results.coefficients:,} A and B coefficients in the key. Proof: "

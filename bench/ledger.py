@@ -11,8 +11,9 @@ Five measurements, each a median of several runs with min and max:
 2. RFC 9162 inclusion and consistency proofs, and their verification, on a 1,000,000-leaf
    :class:`merkle.InMemoryTree`; and the same proofs through the SQL backend on a real ledger of about 20,000
    appended grants.
-3. ``poseidon([a, b])``, the grant tree's node hash.
-4. :class:`GrantTree` updates at depth 20: one append, one revocation, and ``advance`` with 1,000 leaves a call.
+3. ``poseidon([a, b])``, issue 3's goal (the node hash of the binary tree it had); ``poseidon([a, b, c, d])``, the
+   4-ary grant tree's node hash, beside it.
+4. :class:`GrantTree` updates (arity 4, depth 10): one append, one revocation, and ``advance`` with 1,000 leaves a call.
 5. :meth:`Ledger.checkpoint` after 1,000 appended grants: syncing the grant tree (hashing it and writing its nodes)
    and signing the note.
 
@@ -54,7 +55,7 @@ from consent_chain.grants import Grant
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
 from consent_chain.rules import check_state, verify_signature
-from consent_chain.state_tree import DEPTH, GrantTree, MemoryNodeStore
+from consent_chain.state_tree import ARITY, DEPTH, GrantTree, MemoryNodeStore
 from ehr.identity import ActorKeys, Role
 from zk.poseidon import BN254_R, poseidon
 
@@ -152,6 +153,7 @@ class LedgerResults:
     tree_build_seconds: float = 0.0
     memory_proofs: list[Rate] = field(default_factory=list)
     poseidon: Rate | None = None
+    poseidon_node: Rate | None = None
     state_tree: list[Rate] = field(default_factory=list)
     state_tree_size: int = 0
 
@@ -607,14 +609,22 @@ def _measure_poseidon(plan: LedgerPlan, out: LedgerResults) -> None:
     rng = random.Random(3)
     values = _field_elements(rng, 2000)
     pairs = list(zip(values[::2], values[1::2], strict=True))
+    quads = [tuple(values[i : i + 4]) for i in range(0, len(values), 4)]
     position = [0]
 
     def hash_pair() -> int:
         position[0] = (position[0] + 1) % len(pairs)
         return poseidon(pairs[position[0]])
 
+    def hash_node() -> int:
+        position[0] = (position[0] + 1) % len(quads)
+        return poseidon(quads[position[0]])
+
     out.poseidon = _timed_runs("`poseidon([a, b])` (2 inputs)", hash_pair, plan.fast_runs, plan.run_seconds)
     out.poseidon = Rate(out.poseidon.name, out.poseidon.samples, out.poseidon.per_run, POSEIDON_GOAL)
+    out.poseidon_node = _timed_runs(
+        "`poseidon([a, b, c, d])` (4 inputs: a grant tree node)", hash_node, plan.fast_runs, plan.run_seconds
+    )
 
 
 def _measure_state_tree(plan: LedgerPlan, out: LedgerResults) -> None:
@@ -928,13 +938,13 @@ def ledger_sections(results: LedgerResults) -> str:
             "missing nodes in one query).\n\n" + _rate_table(results.sql_proofs, "proofs", {PROOF_GOAL: "≤ 1 ms"})
         )
     tree_rates = list(results.state_tree)
-    poseidon_rows = [results.poseidon] if results.poseidon else []
+    poseidon_rows = [r for r in (results.poseidon, results.poseidon_node) if r is not None]
     parts.append(
-        f"### Poseidon and the grant state tree (single core)\n\n`zk.poseidon.poseidon([a, b])` on random field "
-        f"elements; `GrantTree` (depth {DEPTH}, in-memory node store) filled by the `advance` runs first, so the "
-        f"single updates work on a tree of several thousand leaves (ending at {results.state_tree_size:,}). "
-        "A tree update hashes one Poseidon(2) per level on the leaf's path; `advance` hashes each shared "
-        "ancestor once. Per-leaf rates for `advance`.\n\n"
+        f"### Poseidon and the grant state tree (single core)\n\n`zk.poseidon.poseidon` on random field "
+        f"elements; `GrantTree` (arity {ARITY}, depth {DEPTH}, in-memory node store) filled by the `advance` runs "
+        f"first, so the single updates work on a tree of several thousand leaves (ending at "
+        f"{results.state_tree_size:,}). A tree update hashes one Poseidon of 4 inputs per level on the leaf's "
+        f"path ({DEPTH} levels); `advance` hashes each shared ancestor once. Per-leaf rates for `advance`.\n\n"
         + _rate_table(poseidon_rows + tree_rates, "ops", {POSEIDON_GOAL: "≤ 0.3 ms"})
     )
     if results.checkpoint is not None:

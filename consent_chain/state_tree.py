@@ -2,9 +2,16 @@
 
 Spec: ../shared/DESIGN.md section 4 ("Grant state tree") and section 6 (the consent circuit proves that a grant's
 commitment is a leaf under a given root). The construction is the incremental Merkle tree of Tornado Cash and
-Semaphore, as circomlib's Merkle checkers verify it: binary, depth :data:`DEPTH` (2^20 leaves), a node is
-``poseidon([left, right])`` (circomlib Poseidon, :mod:`zk.poseidon`), an empty leaf is 0 and an empty subtree at
-level ``l`` is ``Z[l] = poseidon([Z[l-1], Z[l-1]])`` with ``Z[0] = 0`` (:func:`zero_hashes`).
+Semaphore with **four children per node**, as MACI builds its quinary trees: depth :data:`DEPTH` = 10 of arity
+:data:`ARITY` = 4, so 4^10 = 2^20 leaves, the capacity DESIGN.md's depth-20 binary tree has. A node is
+``poseidon([c0, c1, c2, c3])`` of its children in order (circomlib Poseidon of width 5, :mod:`zk.poseidon`), an
+empty leaf is 0 and an empty subtree at level ``l`` is ``Z[l] = poseidon([Z[l-1]] * 4)`` with ``Z[0] = 0``
+(:func:`zero_hashes`).
+
+Why four children: the consent circuit spends most of its constraints on this path. Poseidon's cost grows slowly
+with its width (the Poseidon paper, Grassi et al., USENIX Security 2021, recommends arities 4 and 8 for Merkle trees
+in circuits for this reason): a level of width 5 is 297 constraints, two binary levels of width 3 are 480. The
+4-ary path puts the circuit under 4,096 constraints, which halves the prover's FFT domain (:mod:`zk.consent_circuit`).
 
 Grants are appended at the next free index; revoking one sets its leaf to 0 and its index is never reused, so the
 root after each GRANT / REVOKE event is a function of the public events alone (:func:`replay`): auditors
@@ -12,7 +19,7 @@ recompute the ledger's root history from them.
 
 Only nodes on the path of some appended leaf are stored, behind the two-method :class:`NodeStore` (an in-memory
 dict here, SQL in ``consent_chain.backends.sql``); any node never written is the empty subtree of its level, so a
-million grants take about two million stored nodes, not 2^21. Batch updates (:meth:`GrantTree.extend`,
+million grants take about 1.33 million stored nodes, not the full tree's. Batch updates (:meth:`GrantTree.extend`,
 :meth:`GrantTree.update`, :meth:`GrantTree.revoke_many`) hash each shared ancestor once.
 
 Pure: no I/O beyond the store passed in.
@@ -28,6 +35,7 @@ from typing import Final, Literal, Protocol
 from zk.poseidon import BN254_R, poseidon
 
 __all__ = [
+    "ARITY",
     "DEPTH",
     "EMPTY_LEAF",
     "Event",
@@ -37,23 +45,37 @@ __all__ = [
     "NodeStore",
     "compute_root",
     "hash_children",
+    "path_children",
     "replay",
     "verify_path",
     "zero_hashes",
 ]
 
-DEPTH: Final = 20
+ARITY: Final = 4
+"""Children per node."""
+DEPTH: Final = 10
+"""Levels from the leaves to the root: ``ARITY ** DEPTH`` = 2^20 leaves."""
 EMPTY_LEAF: Final = 0
-# Deeper trees are not needed (2^20 grants) and would only make paths longer; the bound keeps indices sane.
-_MAX_DEPTH: Final = 32
+_SHIFT: Final = 2  # log2(ARITY): a node's index at the next level up is index >> _SHIFT
+# Deeper trees are not needed (2^20 grants) and would only make paths longer; the bound keeps indices sane (4^16 =
+# 2^32).
+_MAX_DEPTH: Final = 16
+
+if 1 << _SHIFT != ARITY:
+    raise ValueError("the grant tree's arity must be 2 ** _SHIFT")
 
 Event = tuple[Literal["grant"], int] | tuple[Literal["revoke"], int]
 """A public ledger event as the tree sees it: ``("grant", commitment)`` or ``("revoke", leaf_index)``."""
 
+Siblings = tuple[int, int, int]
+"""A node's ``ARITY - 1`` siblings at one level, in order, the node's own place left out."""
 
-def hash_children(left: int, right: int) -> int:
-    """An inner node: circomlib ``Poseidon(2)`` of its children."""
-    return poseidon((left, right))
+
+def hash_children(children: Sequence[int]) -> int:
+    """An inner node: circomlib ``Poseidon(4)`` of its four children, left to right."""
+    if len(children) != ARITY:
+        raise ValueError(f"a grant tree node has {ARITY} children, not {len(children)}")
+    return poseidon(tuple(children))
 
 
 @cache
@@ -62,7 +84,7 @@ def zero_hashes(depth: int = DEPTH) -> tuple[int, ...]:
     if depth == 0:
         return (EMPTY_LEAF,)
     below = zero_hashes(depth - 1)
-    return (*below, hash_children(below[-1], below[-1]))
+    return (*below, hash_children((below[-1],) * ARITY))
 
 
 def _is_field_element(value: object) -> bool:
@@ -71,38 +93,82 @@ def _is_field_element(value: object) -> bool:
 
 @dataclass(frozen=True)
 class MerklePath:
-    """A leaf's authentication path: its index and its siblings from the leaf level up to below the root.
+    """A leaf's authentication path: its index and, for each level from the leaves up to below the root, the three
+    siblings of the path's node there, in order.
 
-    ``bits`` are the circuit's path indices, bottom-up: bit ``l`` is 1 when the node at level ``l`` is a right
-    child, so that its parent is ``hash_children(sibling, node)``.
+    ``positions`` are the index's base-4 digits, bottom-up: the node at level ``l`` is child ``positions[l]`` of its
+    parent, whose children are ``siblings[l]`` with the node put in at that place (:meth:`children`).
     """
 
     index: int
-    siblings: tuple[int, ...]
+    siblings: tuple[Siblings, ...]
 
     def __post_init__(self) -> None:
         if not isinstance(self.siblings, tuple) or not 1 <= len(self.siblings) <= _MAX_DEPTH:
-            raise ValueError(f"a Merkle path has a tuple of 1..{_MAX_DEPTH} siblings")
-        if not all(_is_field_element(s) for s in self.siblings):
-            raise ValueError("Merkle path siblings must be field elements (0 <= x < r)")
-        if not isinstance(self.index, int) or not 0 <= self.index < 1 << len(self.siblings):
-            raise ValueError(f"a depth-{len(self.siblings)} Merkle path's index must be in 0..2^{len(self.siblings)}-1")
+            raise ValueError(f"a Merkle path has a tuple of 1..{_MAX_DEPTH} levels of siblings")
+        for level in self.siblings:
+            if not isinstance(level, tuple) or len(level) != ARITY - 1:
+                raise ValueError(f"each level of a Merkle path is a tuple of {ARITY - 1} siblings")
+            if not all(_is_field_element(s) for s in level):
+                raise ValueError("Merkle path siblings must be field elements (0 <= x < r)")
+        depth = len(self.siblings)
+        if not isinstance(self.index, int) or isinstance(self.index, bool) or not 0 <= self.index < ARITY**depth:
+            raise ValueError(f"a depth-{depth} Merkle path's index must be in 0..{ARITY}^{depth}-1")
 
     @property
     def depth(self) -> int:
         return len(self.siblings)
 
     @property
-    def bits(self) -> tuple[int, ...]:
-        return tuple((self.index >> level) & 1 for level in range(self.depth))
+    def positions(self) -> tuple[int, ...]:
+        return tuple((self.index >> (_SHIFT * level)) & (ARITY - 1) for level in range(self.depth))
+
+    def children(self, level: int, node: int) -> tuple[int, ...]:
+        """The children of the parent of ``node`` at ``level``: its siblings there, with ``node`` in its place."""
+        position, siblings = self.positions[level], self.siblings[level]
+        return (*siblings[:position], node, *siblings[position:])
+
+    def to_json(self) -> dict[str, object]:
+        """``{"leafIndex": n, "siblings": [["s0", "s1", "s2"], ...]}``, decimal strings bottom-up (the ledger API)."""
+        return {"leafIndex": self.index, "siblings": [[str(s) for s in level] for level in self.siblings]}
+
+    @classmethod
+    def from_json(cls, doc: object) -> MerklePath:
+        """The path of :meth:`to_json`; ValueError for anything else."""
+        try:
+            index, levels = doc["leafIndex"], doc["siblings"]  # type: ignore[index]
+            if not isinstance(index, int) or not isinstance(levels, list):
+                raise TypeError
+            siblings = tuple(_parse_level(level) for level in levels)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(
+                'a grant tree path is {"leafIndex": int, "siblings": [[3 decimal strings] per level]}'
+            ) from exc
+        return cls(index, siblings)  # type: ignore[arg-type]
+
+
+def _parse_level(level: object) -> tuple[int, ...]:
+    if not isinstance(level, list) or not all(isinstance(s, str) and s.isascii() and s.isdigit() for s in level):
+        raise TypeError
+    return tuple(int(s) for s in level)
+
+
+def path_children(leaf: int, path: MerklePath) -> tuple[tuple[int, ...], ...]:
+    """The children of each node on the way from ``leaf`` to the root, bottom-up: level ``l``'s holds the path's node
+    at level ``l`` in its place. The consent circuit's Merkle witness (:func:`zk.gadgets.merkle_root`).
+    """
+    levels = []
+    node = leaf
+    for level in range(path.depth):
+        children = path.children(level, node)
+        levels.append(children)
+        node = hash_children(children)
+    return tuple(levels)
 
 
 def compute_root(leaf: int, path: MerklePath) -> int:
     """The root that ``leaf`` at ``path.index`` with ``path.siblings`` hashes up to."""
-    node = leaf
-    for bit, sibling in zip(path.bits, path.siblings, strict=True):
-        node = hash_children(sibling, node) if bit else hash_children(node, sibling)
-    return node
+    return hash_children(path_children(leaf, path)[-1])
 
 
 def verify_path(leaf: int, path: MerklePath, root: int) -> bool:
@@ -153,8 +219,8 @@ class GrantTree:
     def __init__(self, store: NodeStore | None = None, *, size: int = 0, depth: int = DEPTH) -> None:
         if not isinstance(depth, int) or not 1 <= depth <= _MAX_DEPTH:
             raise ValueError(f"grant tree depth must be 1..{_MAX_DEPTH}, not {depth!r}")
-        if not isinstance(size, int) or not 0 <= size <= 1 << depth:
-            raise ValueError(f"a depth-{depth} grant tree holds 0..2^{depth} leaves, not {size!r}")
+        if not isinstance(size, int) or not 0 <= size <= ARITY**depth:
+            raise ValueError(f"a depth-{depth} grant tree holds 0..{ARITY}^{depth} leaves, not {size!r}")
         self._store: NodeStore = MemoryNodeStore() if store is None else store
         self._size = size
         self._depth = depth
@@ -170,7 +236,7 @@ class GrantTree:
 
     @property
     def capacity(self) -> int:
-        return 1 << self._depth
+        return 1 << (_SHIFT * self._depth)
 
     @property
     def root(self) -> int:
@@ -248,8 +314,12 @@ class GrantTree:
     def path(self, index: int) -> MerklePath:
         """The authentication path of leaf ``index`` under the current root."""
         self._check_index(index)
-        siblings = tuple(self._node(level, (index >> level) ^ 1) for level in range(self._depth))
-        return MerklePath(index, siblings)
+        levels = []
+        for level in range(self._depth):
+            node = index >> (_SHIFT * level)
+            first = node & ~(ARITY - 1)
+            levels.append(tuple(self._node(level, first + k) for k in range(ARITY) if first + k != node))
+        return MerklePath(index, tuple(levels))  # type: ignore[arg-type]
 
     def _check_index(self, index: int) -> None:
         if not isinstance(index, int) or not 0 <= index < self._size:
@@ -267,15 +337,15 @@ class GrantTree:
         pending: dict[tuple[int, int], int] = {(0, index): value for index, value in leaves.items()}
         dirty = set(leaves)
         for level in range(self._depth):
-            empty, parents = zeros[level], {index >> 1 for index in dirty}
+            empty, parents = zeros[level], {index >> _SHIFT for index in dirty}
             for parent in parents:
-                left = pending.get((level, 2 * parent))
-                left = self._node(level, 2 * parent) if left is None else left
-                right = pending.get((level, 2 * parent + 1))
-                right = self._node(level, 2 * parent + 1) if right is None else right
+                children = []
+                for index in range(parent << _SHIFT, (parent + 1) << _SHIFT):
+                    child = pending.get((level, index))
+                    children.append(self._node(level, index) if child is None else child)
                 # Revocations empty whole subtrees again; their hash is known without hashing.
-                both_empty = left == empty and right == empty
-                pending[(level + 1, parent)] = zeros[level + 1] if both_empty else hash_children(left, right)
+                all_empty = all(child == empty for child in children)
+                pending[(level + 1, parent)] = zeros[level + 1] if all_empty else hash_children(children)
             dirty = parents
         self._store.put_many([(level, index, value) for (level, index), value in pending.items()])
 

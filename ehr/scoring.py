@@ -158,7 +158,10 @@ class ScoringClient:
         began = time.perf_counter()
         opening = Grant.from_json(grant)
         doc = self.vault.get_json(f"/ledger/grants/{opening.grant_id.hex()}/path")
-        path = MerklePath(int(doc["leafIndex"]), tuple(int(s) for s in doc["siblings"]))
+        try:
+            path, root = MerklePath.from_json(doc), int(doc["root"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VaultClientError(502, None, f"the vault answered a malformed grant path: {exc}") from exc
         t = int(self.vault.now().timestamp())
         digest = request_hash(
             model_id=model_id,
@@ -170,7 +173,7 @@ class ScoringClient:
         )
         pk = self.proving_key()
         try:
-            assignment = assign(opening, path, int(doc["root"]), used_mask=used_mask, t=t, request_hash=digest)
+            assignment = assign(opening, path, root, used_mask=used_mask, t=t, request_hash=digest)
             witnessed = time.perf_counter()
             attestation = attest_assignment(pk, opening, assignment)
         except StatementError as exc:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zk.consent_circuit import consent_r1cs
+from zk.errors import FormatError
 from zk.groth16 import DEVELOPMENT_SETUP_WARNING, PreparedVerifyingKey, prepare, setup
 from zk.keys import ProvingKey
 from zk.snarkjs import verifying_key_to_json
@@ -29,7 +30,8 @@ from zk.zkey import check_key_matches, zkey_from_bytes, zkey_to_bytes
 
 __all__ = ["ConsentKeys", "load_or_create_consent_keys"]
 
-CIRCUIT_ID = "pchr-consent-v1"
+CIRCUIT_ID = "pchr-consent-v2"
+"""v2: the Merkle path of the 4-ary grant tree (3,890 constraints); v1 had the binary tree's (5,730)."""
 _MARKER_SUFFIX = ".development"
 
 
@@ -69,8 +71,19 @@ class ConsentKeys:
 
 def _from_file(path: Path) -> ConsentKeys:
     pk = zkey_from_bytes(path.read_bytes())
-    check_key_matches(pk, consent_r1cs())
-    return ConsentKeys(pk, Path(f"{path}{_MARKER_SUFFIX}").exists(), path.name)
+    development = Path(f"{path}{_MARKER_SUFFIX}").exists()
+    try:
+        check_key_matches(pk, consent_r1cs())
+    except FormatError as exc:
+        # Not replaced behind the operator's back: attestations already on the ledger verify under this key only.
+        remedy = (
+            "it is a development key: move it (and its .development marker) aside and a new one is made"
+            if development
+            else "run a ceremony's phase 2 over this version's circuit ('pchr zk export-r1cs' writes it)"
+        )
+        message = f"{path} is not a key for this pchr's consent circuit ({CIRCUIT_ID}): {exc}; {remedy}"
+        raise FormatError(message) from exc
+    return ConsentKeys(pk, development, path.name)
 
 
 def load_or_create_consent_keys(path: Path | None) -> ConsentKeys:

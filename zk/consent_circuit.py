@@ -15,20 +15,24 @@ Public inputs, in declaration order (:data:`PUBLIC_INPUTS`; ``public.json`` list
 6. ``reqHash``: the hash of the encrypted request, mod r (:func:`zk.attestation.request_hash`);
 7. ``tag``: ``Poseidon(salt, reqHash)``, by which the grant's parties recognise its attestations (below).
 
-Private witness: the grant's scope mask, expiry and salt, and the Merkle path (20 siblings and the leaf index's
-bits) of its leaf. The constraints, with their counts (``tests/zk/test_consent_circuit.py`` pins them):
+Private witness: the grant's scope mask, expiry and salt, and the Merkle path of its leaf as the four children of
+each of its 10 ancestors (:func:`consent_chain.state_tree.path_children`). The constraints, with their counts
+(``tests/zk/test_consent_circuit.py`` pins them):
 
 =====================================================================================  ===========
 ``leaf = Poseidon(grantee, model, scope, expiry, salt)``, as :meth:`Grant.commitment`          321
 ``leaf != 0``: an empty or revoked leaf can never be proven                                      1
-the leaf is in the tree with ``root``: 20 levels of ``Poseidon(2)`` and path bits             4841
+the leaf is in the tree with ``root``: 10 levels of ``Poseidon(4)`` and membership          3001
 ``usedMask ⊆ scope`` bitwise, which also range-checks both to 64 bits                          130
 ``t`` and ``expiry`` range-checked to 64 bits, ``t < expiry``                                  195
 ``reqHash`` bound: ``reqHash * reqHash`` into an unused wire, as circom does                     1
 ``tag = Poseidon(salt, reqHash)``                                                              241
 =====================================================================================  ===========
-total (:data:`NUM_CONSTRAINTS`), on 5,754 wires (:data:`NUM_VARIABLES`)                       5730
+total (:data:`NUM_CONSTRAINTS`), on 3,924 wires (:data:`NUM_VARIABLES`)                       3890
 =====================================================================================  ===========
+
+The total fits a 4,096-point domain (snarkjs's setup needs constraints + public inputs + 1 rows): the 4-ary
+grant tree was chosen for it (:mod:`consent_chain.state_tree`), and it halves the prover's NTTs and H query.
 
 The range checks matter: without them ``t = r - 1`` (that is, -1) would pass ``t < expiry`` for any expiry, and a
 mask bit above 63 would escape the subset check. The request hash is bound by its own constraint: snarkjs's setup
@@ -62,7 +66,7 @@ from functools import cache
 from typing import Final
 
 from consent_chain.grants import Grant, address_field, purpose_field
-from consent_chain.state_tree import DEPTH, EMPTY_LEAF, MerklePath, compute_root, zero_hashes
+from consent_chain.state_tree import DEPTH, EMPTY_LEAF, MerklePath, compute_root, path_children, zero_hashes
 from zk.errors import ZkError
 from zk.field import CURVE_ORDER
 from zk.gadgets import (
@@ -104,8 +108,8 @@ TIME_BITS: Final = 64
 """Width of ``t`` and the expiry (Unix seconds)."""
 PUBLIC_INPUTS: Final = ("root", "grantee", "model", "usedMask", "t", "reqHash", "tag")
 """The public inputs' names in declaration order, as a circom ``main`` would declare them."""
-NUM_CONSTRAINTS: Final = 5730
-NUM_VARIABLES: Final = 5754
+NUM_CONSTRAINTS: Final = 3890
+NUM_VARIABLES: Final = 3924
 """Wires in all, the constant-one wire included."""
 
 
@@ -255,13 +259,12 @@ def build_consent_circuit(statement: ConsentStatement, witness: ConsentWitness) 
     scope = cs.private(witness.scope)
     expiry = cs.private(witness.expiry)
     salt = cs.private(witness.salt)
-    bits = [cs.private(b) for b in witness.path.bits]
-    siblings = [cs.private(s) for s in witness.path.siblings]
 
     with cs.scope("leaf"):
         leaf = grant_leaf(cs, grantee=grantee, model=model, scope=scope, expiry=expiry, salt=salt)
         assert_nonzero(cs, leaf)
-    assert_merkle_path(cs, leaf, bits, siblings, root)
+    children = [[cs.private(c) for c in level] for level in path_children(leaf.value, witness.path)]
+    assert_merkle_path(cs, leaf, children, root)
     assert_grant_terms(cs, used_mask=used_mask, scope=scope, t=t, expiry=expiry)
     with cs.scope("request"):
         cs.mul(request_hash, request_hash)
@@ -277,7 +280,7 @@ def consent_r1cs() -> R1CS:
     Every witness :func:`assign` builds is for exactly this R1CS; the gadgets branch on no value.
     """
     grantee, model, scope, expiry, salt, request_hash = 1, 1, 1, 2, 1, 1
-    path = MerklePath(0, zero_hashes(DEPTH)[:DEPTH])
+    path = MerklePath(0, tuple((z, z, z) for z in zero_hashes(DEPTH)[:DEPTH]))
     leaf = poseidon_hash((grantee, model, scope, expiry, salt))
     statement = ConsentStatement(
         compute_root(leaf, path), grantee, model, scope, 1, request_hash, patient_tag(salt, request_hash)

@@ -2,9 +2,9 @@
 
 Specs: the circomlib circuits these mirror and whose constraint counts they match or beat — ``poseidon.circom``
 (Poseidon, parameters from :func:`zk.poseidon.params`), ``bitify.circom`` (``Num2Bits``), ``comparators.circom``
-(``LessThan``), ``mux1.circom`` / ``switcher.circom`` (selection), and the Merkle proof of circomlib's SMT
-verifier in its plain binary form; the hashing and bit order of the grant tree are
-:mod:`consent_chain.state_tree`'s (bit l = 1 when the node at level l is a right child).
+(``LessThan``). The Merkle proof is for a tree of arity 4, as MACI's incremental trees have arity 5, with a
+membership product in place of a position selector (:func:`merkle_root`); the hashing of the grant tree is
+:mod:`consent_chain.state_tree`'s (a node is the Poseidon of its children in order).
 
 Every gadget takes a :class:`~zk.r1cs.ConstraintSystem` and :class:`~zk.r1cs.LinearCombination` inputs and returns
 combinations whose values are the plain computation's. Preconditions on inputs (booleanity, ranges) are stated per
@@ -12,8 +12,9 @@ gadget; a gadget that relies on one says so, and the circuit must establish it (
 ``cs.assert_boolean``).
 
 Constraint counts (``tests/zk/test_gadgets.py`` pins them): Poseidon of t = 3 (two inputs) 240 and of t = 6 (five
-inputs) 321, as circomlib; ``to_bits(n)`` n + 1; ``less_than(n)`` n + 2; ``assert_less_than(n)`` n + 1;
-``select`` 1; a depth-20 Merkle root 4840 (242 per level); ``assert_subset`` over 64 bits 130; ``assert_nonzero`` 1.
+inputs) 321, as circomlib, and of t = 5 (four inputs) 297; ``to_bits(n)`` n + 1; ``less_than(n)`` n + 2;
+``assert_less_than(n)`` n + 1; ``assert_one_of`` over k options k - 1; a Merkle root of the grant tree
+(depth 10, arity 4) 3000 (300 per level); ``assert_subset`` over 64 bits 130; ``assert_nonzero`` 1.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ __all__ = [
     "assert_less_than",
     "assert_merkle_path",
     "assert_nonzero",
+    "assert_one_of",
     "assert_subset",
     "less_than",
     "merkle_root",
-    "mux",
     "pack_bits",
     "poseidon",
-    "select",
     "to_bits",
 ]
 
@@ -149,62 +149,48 @@ def assert_less_than(cs: ConstraintSystem, a: LinearCombination, b: LinearCombin
         to_bits(cs, b - a - 1, n)
 
 
-def select(
-    cs: ConstraintSystem, bit: LinearCombination, if_one: LinearCombination, if_zero: LinearCombination
-) -> LinearCombination:
-    """circomlib ``Mux1``: ``if_one`` when bit = 1, ``if_zero`` when bit = 0, as ``if_zero + bit * (if_one -
-    if_zero)``. One constraint; bit must be constrained boolean by the circuit.
+def assert_one_of(cs: ConstraintSystem, x: LinearCombination, options: Sequence[LinearCombination]) -> None:
+    """``x`` equals at least one of ``options``: ``prod (option_i - x) = 0``, which holds in a field exactly when a
+    factor is 0. ``len(options) - 1`` constraints (a running product; the last factor enters the final constraint).
     """
-    with cs.scope("select"):
-        return if_zero + cs.mul(bit, if_one - if_zero)
-
-
-def mux(
-    cs: ConstraintSystem, bits: Sequence[LinearCombination], options: Sequence[LinearCombination]
-) -> LinearCombination:
-    """``options[index]`` where ``index = sum bits[i] 2^i`` (little-endian, each bit constrained boolean by the
-    circuit); ``len(options)`` must be ``2^len(bits)``. A tree of :func:`select`: ``len(options) - 1`` constraints.
-    """
-    if len(options) != 1 << len(bits):
-        raise ValueError(f"a mux over {len(bits)} bits chooses among {1 << len(bits)} options, not {len(options)}")
-    layer = list(options)
-    for bit in bits:
-        layer = [select(cs, bit, layer[i + 1], layer[i]) for i in range(0, len(layer), 2)]
-    return layer[0]
+    if len(options) < 2:
+        raise ValueError("assert_one_of needs at least two options (with one, use assert_equal)")
+    with cs.scope("one_of"):
+        product = options[0] - x
+        for option in options[1:-1]:
+            product = cs.mul(product, option - x)
+        cs.enforce(product, options[-1] - x, cs.constant(0))
 
 
 def merkle_root(
-    cs: ConstraintSystem,
-    leaf: LinearCombination,
-    bits: Sequence[LinearCombination],
-    siblings: Sequence[LinearCombination],
+    cs: ConstraintSystem, leaf: LinearCombination, children: Sequence[Sequence[LinearCombination]]
 ) -> LinearCombination:
     """The root that ``leaf`` hashes up to along a path of the grant tree (see :mod:`consent_chain.state_tree`).
 
-    ``bits[l]`` is 1 when the node at level l is a right child (then its parent is ``Poseidon(sibling, node)``,
-    else ``Poseidon(node, sibling)``); ``siblings[l]`` is its sibling. Each bit is constrained boolean here. Per
-    level: booleanity 1, the swap 1 (one product serves both sides, as circomlib's ``Switcher``), Poseidon 240.
+    ``children[l]`` are the children, in order, of the parent of the path's node at level ``l`` (private wires:
+    :func:`consent_chain.state_tree.path_children`). Per level, the node must be one of them (:func:`assert_one_of`,
+    arity - 1 constraints) and the parent is their Poseidon (297 at arity 4): 300 per level. Which child the node is
+    stays private, as the position bits of a binary path do; soundness is the same: the depth is fixed and a root
+    opens, by Poseidon's collision resistance, to one set of children per level, so the leaf is a leaf of the tree.
     """
-    if len(bits) != len(siblings) or not bits:
-        raise ValueError("a Merkle path has one direction bit per sibling, and at least one level")
+    if not children or any(len(level) < 2 for level in children):
+        raise ValueError("a Merkle path has at least one level, each of at least two children")
     node = leaf
-    for level, (bit, sibling) in enumerate(zip(bits, siblings, strict=True)):
+    for level, siblings_and_node in enumerate(children):
         with cs.scope(f"merkle/level{level}"):
-            cs.assert_boolean(bit)
-            swap = cs.mul(bit, sibling - node)
-            node = poseidon(cs, [node + swap, sibling - swap])
+            assert_one_of(cs, node, siblings_and_node)
+            node = poseidon(cs, siblings_and_node)
     return node
 
 
 def assert_merkle_path(
     cs: ConstraintSystem,
     leaf: LinearCombination,
-    bits: Sequence[LinearCombination],
-    siblings: Sequence[LinearCombination],
+    children: Sequence[Sequence[LinearCombination]],
     root: LinearCombination,
 ) -> None:
-    """``leaf`` is in the tree with ``root`` at the path of ``bits`` and ``siblings``: :func:`merkle_root` + 1."""
-    computed = merkle_root(cs, leaf, bits, siblings)
+    """``leaf`` is in the tree with ``root`` along the path of ``children``: :func:`merkle_root` + 1."""
+    computed = merkle_root(cs, leaf, children)
     with cs.scope("merkle/root"):
         cs.assert_equal(computed, root)
 

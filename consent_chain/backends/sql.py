@@ -31,10 +31,10 @@ from sqlmodel import Field, SQLModel
 
 from consent_chain import merkle
 from consent_chain.entries import Entry, GrantEntry, KeyEntry, RevokeEntry, decode_entry
-from consent_chain.errors import AppendRefused
+from consent_chain.errors import AppendRefused, LedgerError
 from consent_chain.ledger import Appended
 from consent_chain.rules import GrantRecord, LedgerView
-from consent_chain.state_tree import GrantTree, MerklePath
+from consent_chain.state_tree import DEPTH, GrantTree, MerklePath
 from ehr.database import create_database_engine, create_tables
 
 __all__ = ["SqlLedgerBackend"]
@@ -91,7 +91,8 @@ class LedgerGrantRow(SQLModel, table=True):
 
 
 class GrantNodeRow(SQLModel, table=True):
-    """Non-zero nodes of the depth-20 Poseidon grant tree (a node absent is the empty subtree's hash)."""
+    """Nodes of the Poseidon grant tree (level 0 the leaves, level 10 the root; a node absent is the empty subtree's
+    hash)."""
 
     __tablename__ = "grant_node"
     level: int = Field(primary_key=True)
@@ -274,6 +275,14 @@ class SqlLedgerBackend:
         with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
             if conn.execute(select(_HEAD.c.id)).first() is None:
                 conn.execute(insert(_HEAD), {"id": 1, "size": 0, "last_time": 0, "grant_leaves": 0, "tree_size": 0})
+        with self.engine.connect() as conn:
+            if conn.execute(select(_GNODE.c.level).where(_GNODE.c.level > DEPTH).limit(1)).first() is not None:
+                # pchr before the 4-ary grant tree kept a binary tree of depth 20, whose root is at level 20.
+                raise LedgerError(
+                    "this ledger's grant tree was written by an earlier pchr (a binary tree of depth 20); this "
+                    f"version keeps a tree of arity 4 and depth {DEPTH} and cannot extend it: start a new ledger "
+                    "(a new database), or keep this one on the pchr version that made it"
+                )
         self._log_nodes: dict[tuple[int, int], bytes] = {}
         self._keys: dict[str, KeyEntry] = {}  # committed key bindings (immutable)
 

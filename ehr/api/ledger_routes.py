@@ -101,6 +101,4 @@ async def grant_path(grant_id: str, principal: CurrentPrincipal, ledger: LedgerD
     if principal.address not in parties:
         raise Forbidden("membership paths are served to the grant's parties only")
     size, root, path = await run_in_threadpool(ledger.grant_path, record.leaf_index)
-    return JSONResponse(
-        {"leafIndex": record.leaf_index, "siblings": [str(s) for s in path.siblings], "root": str(root), "size": size}
-    )
+    return JSONResponse({**path.to_json(), "root": str(root), "size": size})

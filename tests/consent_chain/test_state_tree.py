@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from consent_chain.state_tree import (
+    ARITY,
     DEPTH,
     Event,
     GrantTree,
@@ -29,7 +30,7 @@ C = [poseidon([i]) for i in range(1, 9)]  # commitments: distinct, non-zero, ful
 def _iterated_zeros(depth: int) -> list[int]:
     zeros = [0]
     for _ in range(depth):
-        zeros.append(poseidon([zeros[-1], zeros[-1]]))
+        zeros.append(poseidon([zeros[-1]] * 4))
     return zeros
 
 
@@ -37,29 +38,32 @@ ZEROS = _iterated_zeros(DEPTH)
 
 
 def naive_root(leaves: Sequence[int], depth: int = DEPTH) -> int:
-    """The root from the leaves by hashing every level pairwise, padding each level with its empty subtree."""
+    """The root from the leaves by hashing every level four at a time, padding each level with its empty subtree."""
     layer = list(leaves)
     for level in range(depth):
-        if len(layer) % 2:
-            layer.append(ZEROS[level])
-        layer = [poseidon([layer[i], layer[i + 1]]) for i in range(0, len(layer), 2)] or [ZEROS[level + 1]]
+        layer += [ZEROS[level]] * (-len(layer) % 4)
+        layer = [poseidon(layer[i : i + 4]) for i in range(0, len(layer), 4)] or [ZEROS[level + 1]]
     return layer[0]
 
 
 def _up(node: int, from_level: int) -> int:
-    """Hash ``node`` (a left child with an empty right sibling at each level) from ``from_level`` to the root."""
+    """Hash ``node`` (a first child with empty siblings at each level) from ``from_level`` to the root."""
     for level in range(from_level, DEPTH):
-        node = poseidon([node, ZEROS[level]])
+        node = poseidon([node, ZEROS[level], ZEROS[level], ZEROS[level]])
     return node
 
 
 # -- known trees, by hand ------------------------------------------------------------------------------------------
 
 
-def test_the_empty_tree_root_is_the_zero_leaf_hashed_20_times() -> None:
+def test_the_tree_holds_2_to_the_20_leaves_in_10_levels_of_4() -> None:
+    assert (ARITY, DEPTH, GrantTree().capacity) == (4, 10, 2**20)
+
+
+def test_the_empty_tree_root_is_the_zero_leaf_hashed_10_times() -> None:
     node = 0
-    for _ in range(20):
-        node = poseidon([node, node])
+    for _ in range(10):
+        node = poseidon([node, node, node, node])
     assert GrantTree().root == node
     assert zero_hashes()[DEPTH] == node
     assert zero_hashes() == tuple(ZEROS)
@@ -67,7 +71,7 @@ def test_the_empty_tree_root_is_the_zero_leaf_hashed_20_times() -> None:
 
 def test_the_empty_subtrees_are_those_of_circomlibjs() -> None:
     vectors = json.loads((Path(__file__).parents[1] / "vectors" / "poseidon_circomlibjs.json").read_text())
-    assert zero_hashes() == tuple(int(z) for z in vectors["zero_hashes_depth_20"])
+    assert zero_hashes() == tuple(int(z) for z in vectors["zero_hashes_arity_4_depth_10"])
 
 
 def test_one_leaf_at_index_0() -> None:
@@ -78,17 +82,20 @@ def test_one_leaf_at_index_0() -> None:
     assert tree.size == 1
 
 
-def test_three_leaves_and_the_path_of_the_third() -> None:
+def test_six_leaves_and_the_path_of_the_sixth() -> None:
     tree = GrantTree()
-    assert list(tree.extend(C[:3])) == [0, 1, 2]
-    left = poseidon([C[0], C[1]])
-    assert tree.root == _up(poseidon([left, poseidon([C[2], 0])]), 2)
+    assert list(tree.extend(C[:6])) == [0, 1, 2, 3, 4, 5]
+    first = poseidon(C[:4])
+    z0, z1 = ZEROS[0], ZEROS[1]
+    assert tree.root == _up(poseidon([first, poseidon([C[4], C[5], z0, z0]), z1, z1]), 2)
 
-    path = tree.path(2)
-    assert path.index == 2
-    assert path.siblings == (0, left, *ZEROS[2:DEPTH])
-    assert path.bits == (0, 1) + (0,) * (DEPTH - 2)
-    assert verify_path(C[2], path, tree.root)
+    path = tree.path(5)
+    assert path.index == 5
+    assert path.positions == (1, 1) + (0,) * (DEPTH - 2)
+    assert path.siblings[:2] == ((C[4], z0, z0), (first, z1, z1))
+    assert path.siblings[2:] == tuple((z, z, z) for z in ZEROS[2:DEPTH])
+    assert path.children(0, C[5]) == (C[4], C[5], z0, z0)
+    assert verify_path(C[5], path, tree.root)
 
 
 def test_every_leaf_path_verifies_and_recomputes_the_root() -> None:
@@ -110,19 +117,48 @@ def test_a_path_proves_nothing_for_another_leaf_index_sibling_or_root() -> None:
     assert not verify_path(C[0], path, tree.root)  # another leaf
     assert not verify_path(C[1], path, old_root)  # another root
     assert not verify_path(C[1], MerklePath(0, path.siblings), tree.root)  # another index
-    tampered = MerklePath(1, (path.siblings[0], path.siblings[1] + 1, *path.siblings[2:]))
-    assert not verify_path(C[1], tampered, tree.root)
+    for level, k in ((0, 2), (1, 0)):
+        bumped = list(path.siblings[level])
+        bumped[k] += 1
+        tampered = MerklePath(1, (*path.siblings[:level], tuple(bumped), *path.siblings[level + 1 :]))  # type: ignore[arg-type]
+        assert not verify_path(C[1], tampered, tree.root)
+
+
+def test_a_path_round_trips_through_its_json() -> None:
+    tree = GrantTree()
+    tree.extend(C[:7])
+    path = tree.path(6)
+    assert MerklePath.from_json(json.loads(json.dumps(path.to_json()))) == path
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        None,
+        {"leafIndex": 0},
+        {"leafIndex": "0", "siblings": [["0", "0", "0"]]},
+        {"leafIndex": 0, "siblings": ["0", "0", "0"]},
+        {"leafIndex": 0, "siblings": [["0", "0"]]},
+        {"leafIndex": 0, "siblings": [[0, 0, 0]]},
+        {"leafIndex": 0, "siblings": [["0", "-1", "0"]]},
+        {"leafIndex": 0, "siblings": [["0", "0", str(BN254_R)]]},
+        {"leafIndex": 4, "siblings": [["0", "0", "0"]]},
+    ],
+)
+def test_a_malformed_path_document_is_refused(doc: object) -> None:
+    with pytest.raises(ValueError, match="path"):
+        MerklePath.from_json(doc)
 
 
 @pytest.mark.parametrize(
     ("leaf", "root"), [(BN254_R, 0), (-1, 0), (0, BN254_R), (True, 0)], ids=["leaf=r", "leaf<0", "root=r", "bool"]
 )
 def test_verify_path_answers_false_for_values_outside_the_field(leaf: int, root: int) -> None:
-    assert not verify_path(leaf, MerklePath(0, (0,)), root)
+    assert not verify_path(leaf, MerklePath(0, ((0, 0, 0),)), root)
 
 
 def test_verify_path_answers_false_for_what_is_not_a_path() -> None:
-    assert not verify_path(C[0], (0, (0,) * DEPTH), ZEROS[DEPTH])  # type: ignore[arg-type]
+    assert not verify_path(C[0], (0, ((0, 0, 0),) * DEPTH), ZEROS[DEPTH])  # type: ignore[arg-type]
 
 
 # -- revocation ---------------------------------------------------------------------------------------------------
@@ -202,8 +238,8 @@ def test_a_revoked_grant_cannot_be_revoked_again() -> None:
 
 
 def test_a_full_tree_refuses_another_grant() -> None:
-    tree = _tree(4, depth=2)
-    with pytest.raises(IndexError, match="full: 4 leaves at depth 2"):
+    tree = _tree(4, depth=1)
+    with pytest.raises(IndexError, match="full: 4 leaves at depth 1"):
         tree.append(C[4])
     tree.revoke(0)
     with pytest.raises(IndexError, match="full"):  # revoked indices are not reused
@@ -213,9 +249,9 @@ def test_a_full_tree_refuses_another_grant() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"depth": 0}, "depth must be 1..32"),
-        ({"depth": 33}, "depth must be 1..32"),
-        ({"size": 5, "depth": 2}, r"0\.\.2\^2 leaves, not 5"),
+        ({"depth": 0}, "depth must be 1..16"),
+        ({"depth": 17}, "depth must be 1..16"),
+        ({"size": 17, "depth": 2}, r"0\.\.4\^2 leaves, not 17"),
     ],
 )
 def test_a_tree_of_impossible_shape_is_refused(kwargs: dict[str, int], message: str) -> None:
@@ -226,14 +262,18 @@ def test_a_tree_of_impossible_shape_is_refused(kwargs: dict[str, int], message: 
 @pytest.mark.parametrize(
     ("index", "siblings", "message"),
     [
-        (4, (0, 0), r"index must be in 0\.\.2\^2-1"),
-        (-1, (0,), "index must be in"),
-        (0, (), "1..32 siblings"),
-        (0, [0, 0], "1..32 siblings"),
-        (0, (BN254_R,), "field elements"),
+        (16, ((0, 0, 0), (0, 0, 0)), r"index must be in 0\.\.4\^2-1"),
+        (-1, ((0, 0, 0),), "index must be in"),
+        (True, ((0, 0, 0),), "index must be in"),
+        (0, (), "1..16 levels"),
+        (0, [(0, 0, 0)], "1..16 levels"),
+        (0, ((0, 0, 0),) * 17, "1..16 levels"),
+        (0, ((0, 0),), "tuple of 3 siblings"),
+        (0, ([0, 0, 0],), "tuple of 3 siblings"),
+        (0, ((0, BN254_R, 0),), "field elements"),
     ],
 )
-def test_a_malformed_path_cannot_be_built(index: int, siblings: tuple[int, ...], message: str) -> None:
+def test_a_malformed_path_cannot_be_built(index: int, siblings: tuple[tuple[int, ...], ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MerklePath(index, siblings)
 
@@ -264,8 +304,8 @@ def test_only_nodes_on_appended_paths_are_stored() -> None:
     assert len(store) == DEPTH + 1
     store = MemoryNodeStore()
     GrantTree(store).extend(C[:5])
-    # Per level, the nodes above leaves 0..4: 5, 3, 2, then one for each of the 18 levels up to the root.
-    assert len(store) == 5 + 3 + 2 + (DEPTH - 2)
+    # Per level, the nodes above leaves 0..4: 5, 2, then one for each of the 9 levels up to the root.
+    assert len(store) == 5 + 2 + (DEPTH - 1)
 
 
 class RecordingStore(MemoryNodeStore):
@@ -284,9 +324,9 @@ def test_each_update_is_one_write_of_the_changed_nodes() -> None:
     store = RecordingStore()
     tree = GrantTree(store)
     tree.append(C[0])
-    tree.extend(C[1:4])
-    tree.revoke_many([0, 1])
-    assert store.batches == [DEPTH + 1, 3 + 2 + (DEPTH - 1), 2 + 1 + (DEPTH - 1)]
+    tree.extend(C[1:6])
+    tree.revoke_many([0, 5])
+    assert store.batches == [DEPTH + 1, 5 + 2 + (DEPTH - 1), 2 + 2 + (DEPTH - 1)]
 
 
 def test_a_tree_reopened_over_its_store_is_the_same_tree() -> None:
@@ -331,11 +371,11 @@ def test_replay_refuses_events_no_valid_ledger_holds(events: list[Event], error:
 
 # -- properties -----------------------------------------------------------------------------------------------------
 
-SMALL = 5  # 32 leaves: room for every drawn sequence, and a few hashes per update
+SMALL = 3  # 64 leaves: room for every drawn sequence, and a few hashes per update
 
 
 @settings(max_examples=25, deadline=None)
-@given(events=grant_events(max_events=16, capacity=1 << SMALL))
+@given(events=grant_events(max_events=16, capacity=ARITY**SMALL))
 def test_replay_is_deterministic_and_equals_recomputing_every_root(events: list[Event]) -> None:
     roots = replay(events, depth=SMALL)
     assert replay(events, depth=SMALL) == roots
@@ -351,7 +391,7 @@ def test_replay_is_deterministic_and_equals_recomputing_every_root(events: list[
 
 
 @settings(max_examples=25, deadline=None)
-@given(events=grant_events(max_events=20, capacity=1 << SMALL))
+@given(events=grant_events(max_events=20, capacity=ARITY**SMALL))
 def test_active_paths_verify_and_revoked_paths_stop_verifying(events: list[Event]) -> None:
     tree = GrantTree(depth=SMALL)
     commitments: dict[int, int] = {}
@@ -373,7 +413,7 @@ def test_active_paths_verify_and_revoked_paths_stop_verifying(events: list[Event
 
 
 @settings(max_examples=25, deadline=None)
-@given(events=grant_events(max_events=20, capacity=1 << SMALL))
+@given(events=grant_events(max_events=20, capacity=ARITY**SMALL))
 def test_one_batch_of_all_events_ends_at_the_replayed_root(events: list[Event]) -> None:
     roots = replay(events, depth=SMALL)
     grants = [value for kind, value in events if kind == "grant"]

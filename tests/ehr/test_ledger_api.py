@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from consent_chain import merkle
 from consent_chain.grants import Grant
 from consent_chain.note import Verifier, verify_checkpoint
-from consent_chain.state_tree import MerklePath, verify_path
+from consent_chain.state_tree import DEPTH, MerklePath, verify_path
 from ehr._serve import serve_in_thread
 from ehr.api import create_app
 from ehr.cli import main
@@ -75,8 +75,9 @@ def test_membership_paths_go_to_the_grant_parties_only(
     commitment = Grant.from_json(grant["opening"]).commitment()
     for party in (patient, clinician):
         body = http.get(path_url, headers={"Authorization": f"Bearer {party.access_token()}"}).json()
-        path = MerklePath(body["leafIndex"], tuple(int(s) for s in body["siblings"]))
+        path = MerklePath.from_json(body)
         assert body["leafIndex"] == grant["leafIndex"]
+        assert [len(level) for level in body["siblings"]] == [3] * DEPTH  # three siblings a level, decimal strings
         # The path leads from the grant's commitment (known to the parties) to the checkpointed root.
         assert verify_path(commitment, path, int(body["root"]))
         assert int(body["root"]) == verify_checkpoint(http.get("/ledger/checkpoint").text, _key(http)).grant_root
@@ -87,9 +88,7 @@ def test_membership_paths_go_to_the_grant_parties_only(
     clock.advance(seconds=30)
     patient.revoke(grant["grantId"])
     body = http.get(path_url, headers={"Authorization": f"Bearer {patient.access_token()}"}).json()
-    assert not verify_path(
-        commitment, MerklePath(body["leafIndex"], tuple(int(s) for s in body["siblings"])), int(body["root"])
-    )
+    assert not verify_path(commitment, MerklePath.from_json(body), int(body["root"]))
 
 
 def _key(http: TestClient) -> Verifier:

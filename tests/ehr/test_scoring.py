@@ -256,7 +256,7 @@ def test_each_score_leaves_an_attest_entry_that_audits_clean(
     assert "not its attestation's" in audit["attestations"][2]["problem"]
     described = app_http.get("/zk").json()
     assert described["setup"] == "development"
-    assert described["constraints"] == 5730
+    assert (described["circuit"], described["constraints"]) == ("pchr-consent-v2", 3890)
     assert app_http.get("/zk/verifying-key").json()["nPublic"] == 7
 
 

@@ -1,6 +1,7 @@
 // circomlibjs as the outside reference for pchr's Poseidon and grant state tree (tests/zk/test_poseidon_circomlibjs.py).
 //
-// stdin:  {"hashes": [["1", "2"], ...], "depth": 20, "trees": [["leaf0", "leaf1", ...], ...], "constants": true}
+// stdin:  {"hashes": [["1", "2"], ...], "arity": 4, "depth": 10, "trees": [["leaf0", "leaf1", ...], ...],
+//          "constants": true}
 // stdout: {"version": "<circomlibjs version>",
 //          "hashes": ["<buildPoseidon()(inputs)>", ...],
 //          "zeros": ["<empty subtree root at level 0..depth>", ...],
@@ -19,16 +20,20 @@ const F = poseidon.F;
 const str = (element) => F.toString(element, 10);
 
 const depth = request.depth ?? 0;
-// An independent, naive tree: hash each level pairwise, padding an odd level with that level's empty subtree.
+const arity = request.arity ?? 2;
+// An independent, naive tree: hash each level `arity` nodes at a time, padding the last group of a level with that
+// level's empty subtree.
 const zeros = [F.zero];
-for (let level = 0; level < depth; level++) zeros.push(poseidon([zeros[level], zeros[level]]));
+for (let level = 0; level < depth; level++) zeros.push(poseidon(Array(arity).fill(zeros[level])));
 
 const root = (leaves) => {
   let layer = leaves.map((x) => F.e(BigInt(x)));
   for (let level = 0; level < depth; level++) {
     const next = [];
-    for (let i = 0; i < layer.length; i += 2) {
-      next.push(poseidon([layer[i], i + 1 < layer.length ? layer[i + 1] : zeros[level]]));
+    for (let i = 0; i < layer.length; i += arity) {
+      const children = [];
+      for (let k = 0; k < arity; k++) children.push(i + k < layer.length ? layer[i + k] : zeros[level]);
+      next.push(poseidon(children));
     }
     layer = next.length ? next : [zeros[level + 1]];
   }

@@ -6,12 +6,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 
 import consent_chain.backends.sql as sql_backend
 from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.catalogue import read_catalogue
 from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, sign
 from consent_chain.entries import GrantEntry, KeyEntry, RevokeEntry
+from consent_chain.errors import LedgerError
 from consent_chain.grants import Grant
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
@@ -66,3 +68,13 @@ def test_syncs_that_replace_nodes_in_several_chunks_keep_the_root(
     assert path == replay.path(0)
     fresh.engine.dispose()
     backend.engine.dispose()
+
+
+def test_a_ledger_whose_grant_tree_an_earlier_pchr_wrote_is_refused(database_url: str) -> None:
+    backend = SqlLedgerBackend(database_url)
+    # pchr before the 4-ary grant tree kept a binary tree of depth 20: its root sits at level 20, which a tree of
+    # depth 10 never writes. Extending such a tree would mix the two shapes into roots nobody can reproduce.
+    with backend.engine.begin() as conn:
+        conn.execute(insert(sql_backend.GrantNodeRow.__table__), {"level": 20, "idx": 0, "value": bytes(31) + b"\1"})
+    with pytest.raises(LedgerError, match=r"written by an earlier pchr \(a binary tree of depth 20\).*cannot extend"):
+        SqlLedgerBackend(database_url)

@@ -115,13 +115,18 @@ def refused_at(statement: ConsentStatement, witness: ConsentWitness) -> str:
 # ---------------------------------------------------------------------------------------------------- shape
 
 
-def test_the_circuit_has_5730_constraints_in_the_documented_parts() -> None:
+def test_the_circuit_has_3890_constraints_in_the_documented_parts() -> None:
     r1cs = consent_r1cs()
-    assert (r1cs.num_constraints, r1cs.num_variables, r1cs.num_public) == (5730, 5754, 7)
-    assert (cc.NUM_CONSTRAINTS, cc.NUM_VARIABLES) == (5730, 5754)
+    assert (r1cs.num_constraints, r1cs.num_variables, r1cs.num_public) == (3890, 3924, 7)
+    assert (cc.NUM_CONSTRAINTS, cc.NUM_VARIABLES) == (3890, 3924)
     parts = Counter(label.split("/")[0] for label in r1cs.labels)
-    assert parts == {"leaf": 321 + 1, "merkle": 242 * DEPTH + 1, "scope": 130, "time": 195, "request": 1, "tag": 241}
+    assert parts == {"leaf": 321 + 1, "merkle": 300 * DEPTH + 1, "scope": 130, "time": 195, "request": 1, "tag": 241}
     assert r1cs.labels.count("leaf/nonzero") == 1
+
+
+def test_the_circuit_fits_a_4096_point_domain() -> None:
+    # snarkjs's setup gives each public input (and the constant) a row of its own after the constraints.
+    assert cc.NUM_CONSTRAINTS + len(cc.PUBLIC_INPUTS) + 1 <= 4096
 
 
 def test_the_shape_does_not_depend_on_the_witness(ledger: Ledger, proven: Assignment) -> None:
@@ -187,7 +192,7 @@ def test_a_grant_at_or_after_its_expiry_fails_the_time_check(ledger: Ledger, aft
 
 
 def test_a_grant_proves_until_the_second_before_its_expiry(ledger: Ledger) -> None:
-    grant = ledger.grants[4]  # at leaf 4 = 0b100: a right child at level 2, where leaf 0 is a left child everywhere
+    grant = ledger.grants[4]  # at leaf 4: child 1 at level 1, where leaf 0 is child 0 everywhere
     t = grant.expiry_unix - 1
     a = assign(grant, ledger.tree.path(4), ledger.tree.root, used_mask=USED, t=t, request_hash=REQUEST)
     assert a.statement.t == t
@@ -196,17 +201,18 @@ def test_a_grant_proves_until_the_second_before_its_expiry(ledger: Ledger) -> No
 def test_a_wrong_sibling_fails_the_root(ledger: Ledger) -> None:
     grant, path, root = ledger.grants[0], ledger.tree.path(0), ledger.tree.root
     siblings = list(path.siblings)
-    siblings[7] = (siblings[7] + 1) % R
+    siblings[7] = (siblings[7][0], (siblings[7][1] + 1) % R, siblings[7][2])
     wrong = MerklePath(path.index, tuple(siblings))
     assert refused_at(*statement_and_witness(grant, wrong, root)) == "merkle/root"
     with pytest.raises(StatementError, match="does not hash up to the root"):
         assign(grant, wrong, root, used_mask=USED, t=T, request_hash=REQUEST)
 
 
-@pytest.mark.parametrize("level", [0, 3, DEPTH - 1])
-def test_a_wrong_index_bit_fails_the_root(ledger: Ledger, level: int) -> None:
+@pytest.mark.parametrize(("level", "place"), [(0, 1), (0, 3), (3, 2), (DEPTH - 1, 3)])
+def test_the_leaf_in_a_wrong_place_fails_the_root(ledger: Ledger, level: int, place: int) -> None:
+    # Same siblings, the path's node put in as another child at one level: another parent, so another root.
     grant, path, root = ledger.grants[0], ledger.tree.path(0), ledger.tree.root
-    wrong = MerklePath(path.index ^ (1 << level), path.siblings)
+    wrong = MerklePath(path.index | place << (2 * level), path.siblings)
     assert refused_at(*statement_and_witness(grant, wrong, root)) == "merkle/root"
 
 
@@ -299,7 +305,7 @@ def test_assign_refuses_a_grant_that_is_not_for_a_model(ledger: Ledger) -> None:
         ({"t": True}, "time t must be an int"),
         ({"request_hash": R}, "request hash must be a field element"),
         ({"root": -1}, "root must be a field element"),
-        ({"path": MerklePath(0, (0, 0, 0))}, "depth-20 grant tree path"),
+        ({"path": MerklePath(0, ((0, 0, 0),) * 3)}, "depth-10 grant tree path"),
     ],
 )
 def test_assign_refuses_malformed_inputs_with_a_reason(
@@ -336,7 +342,7 @@ def test_statements_and_witnesses_hold_field_elements() -> None:
         ConsentStatement.from_public_inputs([1, 2, 3, 4, 5, 6])
     assert ConsentStatement.from_public_inputs([1, 2, 3, 4, 5, 6, 7]).public_inputs() == (1, 2, 3, 4, 5, 6, 7)
     with pytest.raises(StatementError, match="salt must be a field element"):
-        ConsentWitness(1, 2, R, MerklePath(0, (0,) * DEPTH))
+        ConsentWitness(1, 2, R, MerklePath(0, ((0, 0, 0),) * DEPTH))
 
 
 # ---------------------------------------------------------------------------------------------------- the patient tag

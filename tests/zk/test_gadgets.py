@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent_chain.state_tree import DEPTH, GrantTree, MerklePath, compute_root
+from consent_chain.state_tree import DEPTH, GrantTree, MerklePath, compute_root, path_children
 from tests.zk.strategies import scalars
 from zk import gadgets
 from zk.errors import ConstraintError
 from zk.field import CURVE_ORDER
 from zk.poseidon import PARTIAL_ROUNDS, poseidon
-from zk.r1cs import R1CS, ConstraintSystem, LinearCombination
+from zk.r1cs import ConstraintSystem, LinearCombination
 
 R = CURVE_ORDER
 
@@ -139,32 +139,42 @@ def test_assert_less_than_refuses_a_at_or_above_b(a: int, b: int) -> None:
         gadgets.assert_less_than(cs, cs.private(a), cs.private(b), 64)
 
 
-# ---------------------------------------------------------------------------------------------------- selection
+# ---------------------------------------------------------------------------------------------------- one of
 
 
-@pytest.mark.parametrize("bit", [0, 1])
-def test_select_picks_by_the_bit_in_one_constraint(bit: int) -> None:
+@pytest.mark.parametrize("where", [0, 1, 3])
+def test_one_of_holds_when_x_is_any_option_in_k_minus_1_constraints(where: int) -> None:
     cs = ConstraintSystem()
-    out = gadgets.select(cs, cs.private(bit), cs.private(11), cs.private(22))
-    assert out.value == (11 if bit else 22)
-    assert cs.num_constraints == 1
-    assert_tampering_is_caught(cs, [cs.num_variables - 1])
-
-
-@pytest.mark.parametrize("index", range(8))
-def test_mux_picks_the_option_at_the_index(index: int) -> None:
-    cs = ConstraintSystem()
-    bits = [cs.private((index >> i) & 1) for i in range(3)]
-    out = gadgets.mux(cs, bits, [cs.private(100 + i) for i in range(8)])
-    assert out.value == 100 + index
-    assert cs.num_constraints == 7
+    values = (11, 22, 33, 44)
+    options = [cs.private(v) for v in values]
+    gadgets.assert_one_of(cs, cs.private(values[where]), options)
+    assert cs.num_constraints == 3
     cs.r1cs().check(cs.witness)
 
 
-def test_mux_refuses_the_wrong_number_of_options() -> None:
+def test_one_of_refuses_a_value_that_is_no_option() -> None:
     cs = ConstraintSystem()
-    with pytest.raises(ValueError, match="among 4 options, not 3"):
-        gadgets.mux(cs, [cs.private(0), cs.private(1)], [cs.private(1)] * 3)
+    with pytest.raises(ConstraintError, match="one_of"):
+        gadgets.assert_one_of(cs, cs.private(12), [cs.private(v) for v in (11, 22, 33, 44)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(scalars(), min_size=2, max_size=6), scalars())
+def test_one_of_holds_exactly_when_x_is_among_the_options(options: list[int], x: int) -> None:
+    cs = ConstraintSystem()
+    wires = [cs.private(v) for v in options]
+    if x in options:
+        gadgets.assert_one_of(cs, cs.private(x), wires)
+        cs.r1cs().check(cs.witness)
+    else:
+        with pytest.raises(ConstraintError):
+            gadgets.assert_one_of(cs, cs.private(x), wires)
+
+
+def test_one_of_needs_two_options() -> None:
+    cs = ConstraintSystem()
+    with pytest.raises(ValueError, match="at least two options"):
+        gadgets.assert_one_of(cs, cs.private(1), [cs.private(1)])
 
 
 # ---------------------------------------------------------------------------------------------------- Merkle
@@ -177,43 +187,49 @@ def grant_tree(leaves: int, seed: int) -> GrantTree:
     return tree
 
 
-def merkle_circuit(leaf: int, path: MerklePath, root: int) -> tuple[ConstraintSystem, LinearCombination]:
+def children_wires(cs: ConstraintSystem, leaf: int, path: MerklePath) -> list[list[LinearCombination]]:
+    return [[cs.private(c) for c in level] for level in path_children(leaf, path)]
+
+
+def merkle_circuit(leaf: int, path: MerklePath, root: int) -> ConstraintSystem:
     cs = ConstraintSystem()
     root_wire = cs.public(root)
     leaf_wire = cs.private(leaf)
-    bits = [cs.private(b) for b in path.bits]
-    siblings = [cs.private(s) for s in path.siblings]
-    gadgets.assert_merkle_path(cs, leaf_wire, bits, siblings, root_wire)
-    return cs, root_wire
+    gadgets.assert_merkle_path(cs, leaf_wire, children_wires(cs, leaf, path), root_wire)
+    return cs
 
 
-@pytest.mark.parametrize("index", [0, 5, 6])
+@pytest.mark.parametrize("index", [0, 5, 6, 19])
 def test_merkle_root_equals_the_grant_tree_s(index: int) -> None:
-    tree = grant_tree(7, index)
+    tree = grant_tree(20, index)
     path = tree.path(index)
     cs = ConstraintSystem()
-    bits = [cs.private(b) for b in path.bits]
-    root = gadgets.merkle_root(cs, cs.private(tree.leaf(index)), bits, [cs.private(s) for s in path.siblings])
-    assert root.value == tree.root == compute_root(tree.leaf(index), path)
-    assert cs.num_constraints == 242 * DEPTH == 4840
+    leaf = tree.leaf(index)
+    root = gadgets.merkle_root(cs, cs.private(leaf), children_wires(cs, leaf, path))
+    assert root.value == tree.root == compute_root(leaf, path)
+    assert cs.num_constraints == 300 * DEPTH == 3000
     cs.r1cs().check(cs.witness)
 
 
 def test_merkle_path_tampering_is_caught() -> None:
-    tree = grant_tree(3, 1)
-    cs, _ = merkle_circuit(tree.leaf(2), tree.path(2), tree.root)
-    assert cs.num_constraints == 4841
-    # root, leaf, the first and last direction bits, the first and last siblings
-    assert_tampering_is_caught(cs, [1, 2, 3, 2 + DEPTH, 3 + DEPTH, 2 + 2 * DEPTH])
+    tree = grant_tree(7, 1)
+    cs = merkle_circuit(tree.leaf(6), tree.path(6), tree.root)
+    assert cs.num_constraints == 3001
+    # the root, the leaf; at level 0 each of the four children (the leaf's copy is child 2); the last level's first
+    # and last children
+    children = 3
+    last = children + 4 * (DEPTH - 1)
+    assert_tampering_is_caught(cs, [1, 2, children, children + 1, children + 2, children + 3, last, last + 3])
 
 
 def test_a_leaf_not_in_the_tree_is_refused_while_building() -> None:
-    tree = grant_tree(4, 2)
+    tree = grant_tree(6, 2)
     path = tree.path(1)
     with pytest.raises(ConstraintError, match="merkle/root"):
         merkle_circuit(tree.leaf(1) + 1, path, tree.root)
-    with pytest.raises(ConstraintError, match="merkle/root"):
-        merkle_circuit(tree.leaf(1), MerklePath(2, path.siblings), tree.root)
+    for other_place in (0, 2, 3):  # the right leaf and siblings, the leaf put in another child's place
+        with pytest.raises(ConstraintError, match="merkle/root"):
+            merkle_circuit(tree.leaf(1), MerklePath(other_place, path.siblings), tree.root)
     # After a revocation the grant's leaf is empty: its commitment no longer hashes to the new root.
     commitment = tree.leaf(1)
     tree.revoke(1)
@@ -221,19 +237,27 @@ def test_a_leaf_not_in_the_tree_is_refused_while_building() -> None:
         merkle_circuit(commitment, tree.path(1), tree.root)
 
 
-def test_a_non_boolean_direction_is_refused() -> None:
+def test_children_that_do_not_hold_the_node_are_refused_at_their_level() -> None:
+    # The real root's children at level 0, but the claimed leaf is none of them: membership fails first.
+    tree = grant_tree(4, 5)
     cs = ConstraintSystem()
-    with pytest.raises(ConstraintError, match="merkle/level0"):
-        gadgets.merkle_root(cs, cs.private(1), [cs.private(2)], [cs.private(3)])
+    level0 = [cs.private(tree.leaf(i)) for i in range(4)]
+    with pytest.raises(ConstraintError, match="merkle/level0/one_of"):
+        gadgets.merkle_root(cs, cs.private(12345), [level0])
+
+
+def test_a_path_without_levels_or_with_one_child_is_refused() -> None:
+    cs = ConstraintSystem()
+    with pytest.raises(ValueError, match="at least one level, each of at least two children"):
+        gadgets.merkle_root(cs, cs.private(1), [])
+    with pytest.raises(ValueError, match="at least one level, each of at least two children"):
+        gadgets.merkle_root(cs, cs.private(1), [[cs.private(1)]])
 
 
 def test_the_circuit_shape_does_not_depend_on_the_witness() -> None:
-    tree = grant_tree(9, 3)
-    shapes: list[R1CS] = []
-    for index in (0, 8):
-        cs, _ = merkle_circuit(tree.leaf(index), tree.path(index), tree.root)
-        shapes.append(cs.r1cs())
-    assert shapes[0] == shapes[1]
+    tree = grant_tree(21, 3)
+    shapes = [merkle_circuit(tree.leaf(i), tree.path(i), tree.root).r1cs() for i in (0, 7, 20)]
+    assert shapes[0] == shapes[1] == shapes[2]
 
 
 # ---------------------------------------------------------------------------------------------------- subset

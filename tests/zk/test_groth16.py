@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from consent_chain.state_tree import DEPTH, MerklePath, compute_root
+from consent_chain.state_tree import ARITY, DEPTH, MerklePath, compute_root, path_children
 from tests.zk.strategies import twist_point
 from zk import gadgets
 from zk.consent_circuit import ConsentStatement, ConsentWitness, build_consent_circuit, consent_r1cs, patient_tag
@@ -62,21 +62,22 @@ def cube_circuit(x: int, salt: int = 7) -> ConstraintSystem:
     return cs
 
 
+def random_path(rng: random.Random, depth: int) -> MerklePath:
+    """A path of the grant tree's shape with random siblings and a random leaf index."""
+    siblings = tuple((rng.randrange(R), rng.randrange(R), rng.randrange(R)) for _ in range(depth))
+    return MerklePath(rng.randrange(ARITY**depth), siblings)
+
+
 def gadget_circuit(rng: random.Random, depth: int = 2) -> ConstraintSystem:
     """A small cousin of the consent circuit: a Merkle path, a mask inside a scope, and ``t < expiry``."""
     leaf, scope, expiry = rng.randrange(R), rng.getrandbits(16), rng.randrange(2**10, 2**16)
     mask, t = scope & rng.getrandbits(16), expiry - rng.randrange(1, 2**10)
-    bits = [rng.getrandbits(1) for _ in range(depth)]
-    siblings = [rng.randrange(R) for _ in range(depth)]
-    node = leaf
-    for bit, sibling in zip(bits, siblings, strict=True):
-        node = poseidon([sibling, node]) if bit else poseidon([node, sibling])
+    path = random_path(rng, depth)
     cs = ConstraintSystem()
-    root_w, mask_w, t_w = cs.public(node), cs.public(mask), cs.public(t)
+    root_w, mask_w, t_w = cs.public(compute_root(leaf, path)), cs.public(mask), cs.public(t)
     leaf_w, scope_w, expiry_w = cs.private(leaf), cs.private(scope), cs.private(expiry)
-    bits_w = [cs.private(b) for b in bits]
-    siblings_w = [cs.private(s) for s in siblings]
-    gadgets.assert_merkle_path(cs, leaf_w, bits_w, siblings_w, root_w)
+    children_w = [[cs.private(c) for c in level] for level in path_children(leaf, path)]
+    gadgets.assert_merkle_path(cs, leaf_w, children_w, root_w)
     gadgets.assert_subset(cs, mask_w, scope_w, 16)
     gadgets.to_bits(cs, expiry_w, 16)
     gadgets.to_bits(cs, t_w, 16)
@@ -385,10 +386,10 @@ def test_the_odd_coset_quotient_is_a_textbook_polynomial_division(key: ProvingKe
 
 @pytest.mark.slow
 def test_the_consent_circuit_proves_and_verifies_under_a_development_key() -> None:
-    # The real consent circuit (5,730 constraints, an 8,192-point domain) for a random grant on a random path.
-    rng = random.Random(5730)
+    # The real consent circuit (3,890 constraints, a 4,096-point domain) for a random grant on a random path.
+    rng = random.Random(3890)
     scope, expiry, salt, request_hash = rng.getrandbits(64), 2**40, rng.randrange(R), rng.randrange(R)
-    path = MerklePath(rng.getrandbits(DEPTH), tuple(rng.randrange(R) for _ in range(DEPTH)))
+    path = random_path(rng, DEPTH)
     statement = ConsentStatement(
         root=compute_root(poseidon([1, 2, scope, expiry, salt]), path),
         grantee=1,
@@ -401,7 +402,7 @@ def test_the_consent_circuit_proves_and_verifies_under_a_development_key() -> No
     cs = build_consent_circuit(statement, ConsentWitness(scope, expiry, salt, path))
     assert cs.r1cs() == consent_r1cs()
     pk = setup(consent_r1cs(), rng=rng)
-    assert pk.domain_size == 8192
+    assert pk.domain_size == 4096
     pvk = prepare(pk.vk)
     proof = prove(pk, cs.witness, rng=rng)
     verify(pvk, list(statement.public_inputs()), proof)

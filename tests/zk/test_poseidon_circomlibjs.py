@@ -1,8 +1,8 @@
 """Our Poseidon and grant state tree against circomlibjs (pinned in tests/interop/package-lock.json).
 
 One node process answers everything: Poseidon on random inputs of every width 1..16 (with 0, r - 1 and large
-values), the unoptimized constants of every width, the empty subtrees of a depth-20 tree and the roots of small
-grant trees built by a naive tree in JavaScript.
+values), the unoptimized constants of every width, the empty subtrees of the grant tree (arity 4, depth 10) and the
+roots of small grant trees built by a naive tree in JavaScript.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from consent_chain.state_tree import DEPTH, GrantTree, verify_path, zero_hashes
+from consent_chain.state_tree import ARITY, DEPTH, GrantTree, verify_path, zero_hashes
 from tests.interop import circomlibjs
 from zk.poseidon import BN254_R, PARTIAL_ROUNDS, params, poseidon
 
@@ -48,7 +48,8 @@ def _hash_inputs() -> list[list[int]]:
 def _trees() -> list[list[int]]:
     """Leaf lists from index 0; a 0 leaf is a revoked grant."""
     c = [poseidon([i]) for i in range(1, 8)]
-    return [[], [c[0]], c[:3], [c[0], 0, c[2]], [*c, BN254_R - 1], [0, 0, 0, c[3]]]
+    many = [poseidon([i, i]) for i in range(1, 22)]  # 21 leaves: two full groups of 4 at level 1, then a part
+    return [[], [c[0]], c[:3], [c[0], 0, c[2]], [*c, BN254_R - 1], [0, 0, 0, c[3]], many, [*many[:16], 0, c[6]]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def circom() -> Exchange:
     hashes, trees = _hash_inputs(), _trees()
     request = {
         "hashes": [[str(x) for x in case] for case in hashes],
+        "arity": ARITY,
         "depth": DEPTH,
         "trees": [[str(x) for x in leaves] for leaves in trees],
         "constants": True,
