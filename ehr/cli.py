@@ -445,6 +445,49 @@ def audit_attestations_cmd(vault: str, state: Path, vkey: str | None) -> None:
 
 
 @main.group()
+def zk() -> None:
+    """The consent circuit's Groth16 key: the circuit for a ceremony, and a check of the key it makes."""
+
+
+@zk.command("export-r1cs")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def zk_export_r1cs(out: Path) -> None:
+    """Write the consent circuit as an iden3 .r1cs file (circom's format) for a phase-2 ceremony."""
+    from ehr.zk_keys import CIRCUIT_ID
+    from zk.consent_circuit import consent_r1cs
+    from zk.r1csfile import r1cs_to_bytes
+
+    r1cs = consent_r1cs()
+    rows = r1cs.num_constraints + r1cs.num_public + 1
+    power = (rows - 1).bit_length()
+    out.write_bytes(r1cs_to_bytes(r1cs))
+    click.echo(
+        f"{out}: {CIRCUIT_ID}, {r1cs.num_constraints:,} constraints, {r1cs.num_variables:,} wires, "
+        f"{r1cs.num_public} public inputs; its setup needs a powers-of-tau file of power {power} or more.\n"
+        f"Phase 2 with snarkjs: groth16 setup {out.name} pot{power}_final.ptau consent_0000.zkey, then one "
+        "'zkey contribute' per participant and a 'zkey beacon'; check the result with 'pchr zk check-key' and "
+        "serve it with PCHR_ZK_KEY."
+    )
+
+
+@zk.command("check-key")
+@click.argument("zkey", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def zk_check_key(zkey: Path) -> None:
+    """Check that a .zkey (a ceremony's) is a Groth16 key for this pchr's consent circuit."""
+    from ehr.zk_keys import CIRCUIT_ID
+    from zk.consent_circuit import consent_r1cs
+    from zk.errors import ZkError
+    from zk.zkey import check_key_matches, zkey_from_bytes
+
+    try:
+        pk = zkey_from_bytes(zkey.read_bytes())
+        check_key_matches(pk, consent_r1cs())
+    except ZkError as exc:
+        raise click.ClickException(f"{zkey} is not a key for {CIRCUIT_ID}: {exc}") from exc
+    click.echo(f"{zkey}: a Groth16 key for {CIRCUIT_ID} (domain {pk.domain_size:,}); serve it with PCHR_ZK_KEY")
+
+
+@main.group()
 def writers() -> None:
     """Name who may add records to your record (a clinic, a lab)."""
 

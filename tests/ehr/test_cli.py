@@ -13,6 +13,11 @@ from ehr.api import create_app
 from ehr.cli import main
 from ehr.demo import run_demo, synthetic_record
 from ehr.settings import Settings
+from tests.interop.pchr_circuits import bounded_preimage
+from zk.consent_circuit import consent_r1cs
+from zk.groth16 import setup
+from zk.r1csfile import r1cs_from_bytes
+from zk.zkey import zkey_to_bytes
 
 PASS = {"PCHR_PASSPHRASE": "a long test passphrase"}
 
@@ -140,3 +145,37 @@ def test_consent_grant_model_and_score(runner: CliRunner, tmp_path: Path) -> Non
         )
         assert refused.exit_code != 0
         assert "403 no proof of consent is possible" in refused.output
+
+
+def test_zk_export_r1cs_writes_the_consent_circuit_for_a_ceremony(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "consent.r1cs"
+    result = runner.invoke(main, ["zk", "export-r1cs", str(out)])
+    assert result.exit_code == 0, result.output
+    written, ours = r1cs_from_bytes(out.read_bytes()), consent_r1cs()
+    # The file format has no room for our gadget labels; the wires and every constraint are the circuit's.
+    assert (written.num_variables, written.num_public, written.constraints) == (
+        ours.num_variables,
+        ours.num_public,
+        ours.constraints,
+    )
+    assert "pchr-consent-v2, 3,890 constraints" in result.output
+    assert "powers-of-tau file of power 12 or more" in result.output  # 3,890 + 7 + 1 rows: a 2^12 domain
+
+
+def test_zk_check_key_accepts_a_key_for_the_circuit_and_names_what_is_wrong_with_others(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    good, other, garbage = tmp_path / "good.zkey", tmp_path / "other.zkey", tmp_path / "garbage.zkey"
+    good.write_bytes(zkey_to_bytes(setup(consent_r1cs())))
+    other.write_bytes(zkey_to_bytes(setup(bounded_preimage(1, 2, 3).r1cs())))
+    garbage.write_bytes(b"\x00" * 64)
+    result = runner.invoke(main, ["zk", "check-key", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "a Groth16 key for pchr-consent-v2 (domain 4,096)" in result.output
+    refused = runner.invoke(main, ["zk", "check-key", str(other)])
+    assert refused.exit_code == 1
+    assert "other.zkey is not a key for pchr-consent-v2: the key is for" in refused.output
+    unreadable = runner.invoke(main, ["zk", "check-key", str(garbage)])
+    assert unreadable.exit_code == 1
+    assert "garbage.zkey is not a key for pchr-consent-v2" in unreadable.output
+    assert "Traceback" not in unreadable.output

@@ -3,7 +3,8 @@
 Integration tests (outside tools); the ones that compile a circuit or run a ceremony are also slow. Node missing is
 a failure with the reason, not a skip. The slow fixtures are made once per module under a temporary directory:
 circuits/grant_check.circom compiled by circom2, a powers-of-tau ceremony of power 10 (one contribution), and for
-each circuit a Groth16 phase 2 with one contribution.
+each circuit a Groth16 phase 2 with one contribution. The consent circuit's own ceremony (power 12) is made in its
+test.
 """
 
 from __future__ import annotations
@@ -12,15 +13,23 @@ import json
 import random
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from consent_chain.catalogue import read_catalogue
+from consent_chain.grants import Grant
+from consent_chain.state_tree import GrantTree
+from ehr.cli import main
+from ehr.zk_keys import load_or_create_consent_keys
 from tests.interop import npm, snarkjs_cli
 from tests.interop.pchr_circuits import bounded_preimage
 from tests.interop.snarkjs_cli import CIRCUITS, Run
 from tests.interop.tamper import MATRIX
 from zk import groth16
+from zk.attestation import attest, check_attestation
 from zk.field import CURVE_ORDER
 from zk.keys import ProvingKey
 from zk.poseidon import poseidon
@@ -301,3 +310,57 @@ def test_our_prover_with_a_ceremony_key_for_our_circuit_convinces_snarkjs_and_us
     (tmp_path / "proof.json").write_text(dump_json(proof_to_json(proof)))
     (tmp_path / "public.json").write_text(dump_json(public_signals_to_json(public)))
     ok(snarkjs_cli.groth16_verify(ceremony_on_ours.verification_key, tmp_path / "public.json", tmp_path / "proof.json"))
+
+
+# ---------------------------------------------------------------------------------------------------- consent key
+
+CONSENT_POWER = 12  # the consent circuit's 3,890 constraints, 7 public inputs and the constant: a 4,096-point domain
+
+
+@pytest.mark.slow
+def test_a_ceremony_over_the_exported_consent_circuit_proves_what_the_service_checks(
+    tools: None, tmp_path: Path
+) -> None:
+    """The production path on the real circuit: ``pchr zk export-r1cs``, a snarkjs phase 1 and phase 2 over it,
+    snarkjs's own audit of the transcript, ``pchr zk check-key``, the vault's key loader, then a real grant's proof
+    under the ceremony's key that we and snarkjs accept."""
+    cli = CliRunner()
+    r1cs_file = tmp_path / "consent.r1cs"
+    exported = cli.invoke(main, ["zk", "export-r1cs", str(r1cs_file)])
+    assert exported.exit_code == 0, exported.output
+    ptau = snarkjs_cli.powers_of_tau(tmp_path / "ptau", CONSENT_POWER)
+    ceremony = snarkjs_cli.groth16_ceremony(r1cs_file, ptau, tmp_path / "ceremony", "consent")
+    transcript = snarkjs_cli.snarkjs("zkey", "verify", r1cs_file, ptau, ceremony.zkey)
+    ok(transcript)
+    assert "ZKey Ok!" in transcript.output
+    checked = cli.invoke(main, ["zk", "check-key", str(ceremony.zkey)])
+    assert checked.exit_code == 0, checked.output
+    keys = load_or_create_consent_keys(ceremony.zkey)
+    assert not keys.development
+    assert keys.describe()["setup"] == "ceremony"
+
+    catalogue, rng = read_catalogue(), random.Random(12)
+    expiry = datetime(2027, 1, 1, tzinfo=UTC)
+    grants = [
+        Grant.new("0x" + "a1" * 20, "0x" + "c2" * 20, f"model:{'ab' * 32}", catalogue.mask(["laboratory"]), expiry,
+                  catalogue, rng=rng.randbytes)
+        for _ in range(6)
+    ]  # fmt: skip
+    tree = GrantTree()
+    tree.extend(g.commitment() for g in grants)
+    t, request = int(expiry.timestamp()) - 3600, rng.randrange(CURVE_ORDER)
+    attestation = attest(
+        keys.proving_key, grants[5], tree.path(5), tree.root, used_mask=catalogue.mask(["laboratory"]), t=t,
+        request_hash=request,
+    )  # fmt: skip
+    check_attestation(
+        keys.prepared, attestation, known_roots={tree.root: None}, now=t, window_seconds=300, expected_request_hash=None
+    )
+    proof, public = tmp_path / "proof.json", tmp_path / "public.json"
+    proof.write_text(dump_json(proof_to_json(attestation.proof)))
+    public.write_text(dump_json(public_signals_to_json(list(attestation.statement.public_inputs()))))
+    ok(snarkjs_cli.groth16_verify(ceremony.verification_key, public, proof))
+    later = list(attestation.statement.public_inputs())
+    later[4] += 1  # t, one second later: the proof says nothing about that statement
+    public.write_text(dump_json(public_signals_to_json(later)))
+    assert not snarkjs_cli.groth16_verify(ceremony.verification_key, public, proof).ok
