@@ -326,6 +326,36 @@ def test_after_a_revocation_no_proof_is_possible_and_old_proofs_are_stale(
     assert "stale grant root: the root is from before a revocation" in _diagnostics(stale)
 
 
+class _OldShapePaths(VaultClient):
+    """A client whose vault serves membership paths in the shape of an earlier pchr: one sibling a level."""
+
+    def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        doc = super().get_json(path, params)
+        if path.endswith("/path"):
+            doc["siblings"] = [level[0] for level in doc["siblings"]]
+        return doc
+
+
+def test_a_malformed_membership_path_from_the_vault_is_a_clear_error(
+    app_http: TestClient,
+    alice: VaultClient,
+    doctor: VaultClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+    clinician_keys: ActorKeys,
+    he_key: HeClient,
+    consent_keys: ConsentKeys,
+) -> None:
+    grant = _scoring_patient(alice, doctor, model, clock, held_out[0])
+    scorer = ScoringClient(_OldShapePaths(app_http, clinician_keys, clock=clock), he=he_key,
+                           proving_key=consent_keys.proving_key)  # fmt: skip
+    with pytest.raises(VaultClientError) as caught:
+        scorer.prove(grant, model["id"], DIABETES.full_mask, "0" * 64, b"any ciphertext bytes")
+    assert caught.value.status == 502
+    assert "the vault answered a malformed grant path" in caught.value.message
+
+
 def test_bad_scoring_requests_get_clear_4xx(
     app_http: TestClient, alice: VaultClient, doctor: VaultClient, scorer: ScoringClient, model: dict[str, Any]
 ) -> None:
