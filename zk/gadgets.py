@@ -2,9 +2,10 @@
 
 Specs: the circomlib circuits these mirror and whose constraint counts they match or beat — ``poseidon.circom``
 (Poseidon, parameters from :func:`zk.poseidon.params`), ``bitify.circom`` (``Num2Bits``), ``comparators.circom``
-(``LessThan``). The Merkle proof is for a tree of arity 4, as MACI's incremental trees have arity 5, with a
-membership product in place of a position selector (:func:`merkle_root`); the hashing of the grant tree is
-:mod:`consent_chain.state_tree`'s (a node is the Poseidon of its children in order).
+(``LessThan``), ``mux1.circom`` / ``switcher.circom`` (selection). The Merkle proof is for a tree of arity 4, as
+MACI's incremental trees have arity 5, with a membership product in place of a position selector
+(:func:`merkle_root`); the hashing of the grant tree is :mod:`consent_chain.state_tree`'s (a node is the Poseidon of
+its children in order).
 
 Every gadget takes a :class:`~zk.r1cs.ConstraintSystem` and :class:`~zk.r1cs.LinearCombination` inputs and returns
 combinations whose values are the plain computation's. Preconditions on inputs (booleanity, ranges) are stated per
@@ -13,8 +14,9 @@ gadget; a gadget that relies on one says so, and the circuit must establish it (
 
 Constraint counts (``tests/zk/test_gadgets.py`` pins them): Poseidon of t = 3 (two inputs) 240 and of t = 6 (five
 inputs) 321, as circomlib, and of t = 5 (four inputs) 297; ``to_bits(n)`` n + 1; ``less_than(n)`` n + 2;
-``assert_less_than(n)`` n + 1; ``assert_one_of`` over k options k - 1; a Merkle root of the grant tree
-(depth 10, arity 4) 3000 (300 per level); ``assert_subset`` over 64 bits 130; ``assert_nonzero`` 1.
+``assert_less_than(n)`` n + 1; ``select`` 1; ``mux`` over k options k - 1; ``assert_one_of`` over k options k - 1;
+a Merkle root of the grant tree (depth 10, arity 4) 3000 (300 per level); ``assert_subset`` over 64 bits 130;
+``assert_nonzero`` 1.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ __all__ = [
     "assert_subset",
     "less_than",
     "merkle_root",
+    "mux",
     "pack_bits",
     "poseidon",
+    "select",
     "to_bits",
 ]
 
@@ -147,6 +151,30 @@ def assert_less_than(cs: ConstraintSystem, a: LinearCombination, b: LinearCombin
         raise ValueError(f"assert_less_than compares 1..{MAX_BITS}-bit numbers, not {n}-bit")
     with cs.scope(f"assert_less_than{n}"):
         to_bits(cs, b - a - 1, n)
+
+
+def select(
+    cs: ConstraintSystem, bit: LinearCombination, if_one: LinearCombination, if_zero: LinearCombination
+) -> LinearCombination:
+    """circomlib ``Mux1``: ``if_one`` when bit = 1, ``if_zero`` when bit = 0, as ``if_zero + bit * (if_one -
+    if_zero)``. One constraint; bit must be constrained boolean by the circuit.
+    """
+    with cs.scope("select"):
+        return if_zero + cs.mul(bit, if_one - if_zero)
+
+
+def mux(
+    cs: ConstraintSystem, bits: Sequence[LinearCombination], options: Sequence[LinearCombination]
+) -> LinearCombination:
+    """``options[index]`` where ``index = sum bits[i] 2^i`` (little-endian, each bit constrained boolean by the
+    circuit); ``len(options)`` must be ``2^len(bits)``. A tree of :func:`select`: ``len(options) - 1`` constraints.
+    """
+    if len(options) != 1 << len(bits):
+        raise ValueError(f"a mux over {len(bits)} bits chooses among {1 << len(bits)} options, not {len(options)}")
+    layer = list(options)
+    for bit in bits:
+        layer = [select(cs, bit, layer[i + 1], layer[i]) for i in range(0, len(layer), 2)]
+    return layer[0]
 
 
 def assert_one_of(cs: ConstraintSystem, x: LinearCombination, options: Sequence[LinearCombination]) -> None:

@@ -139,6 +139,34 @@ def test_assert_less_than_refuses_a_at_or_above_b(a: int, b: int) -> None:
         gadgets.assert_less_than(cs, cs.private(a), cs.private(b), 64)
 
 
+# ---------------------------------------------------------------------------------------------------- selection
+
+
+@pytest.mark.parametrize("bit", [0, 1])
+def test_select_picks_by_the_bit_in_one_constraint(bit: int) -> None:
+    cs = ConstraintSystem()
+    out = gadgets.select(cs, cs.private(bit), cs.private(11), cs.private(22))
+    assert out.value == (11 if bit else 22)
+    assert cs.num_constraints == 1
+    assert_tampering_is_caught(cs, [cs.num_variables - 1])
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_mux_picks_the_option_at_the_index(index: int) -> None:
+    cs = ConstraintSystem()
+    bits = [cs.private((index >> i) & 1) for i in range(3)]
+    out = gadgets.mux(cs, bits, [cs.private(100 + i) for i in range(8)])
+    assert out.value == 100 + index
+    assert cs.num_constraints == 7
+    cs.r1cs().check(cs.witness)
+
+
+def test_mux_refuses_the_wrong_number_of_options() -> None:
+    cs = ConstraintSystem()
+    with pytest.raises(ValueError, match="among 4 options, not 3"):
+        gadgets.mux(cs, [cs.private(0), cs.private(1)], [cs.private(1)] * 3)
+
+
 # ---------------------------------------------------------------------------------------------------- one of
 
 
