@@ -12,7 +12,10 @@ ledger's), which changes nothing for the prover: every wire of it is a field ele
 3. ``verify`` with a prepared key (median of ``verify_runs``), each run on a fresh proof's values: public-input
    checks, point checks (G2 subgroup included), the public-input MSM, three Miller loops and one final
    exponentiation; ``prepare`` once; and, for context, py_ecc's pairing check of the same four pairs;
-4. the proof's binary size.
+4. the proof's binary size;
+5. side by side, snarkjs (the version pinned in tests/interop/package-lock.json) proving with the same key (written
+   as a ``.zkey``) and witness (a ``.wtns``): ``groth16.prove`` in one node process (tests/interop/groth16_prove.js),
+   on one core (``taskset -c 0``) and on both; each of its proofs is checked with our verifier.
 
 Timings are CPU time of this process (``time.process_time``: the machine is shared, so wall time is noisier) with
 wall time beside it. Everything runs in this one process, on one core.
@@ -20,9 +23,13 @@ wall time beside it. Everything runs in this one process, on one core.
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,6 +53,7 @@ from zk.keys import Proof  # noqa: E402
 from zk.msm import msm_g1_jacobian, msm_jacobian  # noqa: E402
 from zk.poseidon import poseidon  # noqa: E402
 from zk.r1cs import ConstraintSystem  # noqa: E402
+from zk.snarkjs import proof_from_json, public_signals_from_json, wtns_to_bytes, zkey_to_bytes  # noqa: E402
 
 __all__ = ["ZkPlan", "ZkResults", "headline_rows", "measure_zk", "zk_sections"]
 
@@ -61,6 +69,7 @@ class ZkPlan:
     prove_runs: int = 5
     verify_runs: int = 20
     reference_runs: int = 3
+    snarkjs_runs: int = 5
     seed: int = 5500
 
 
@@ -90,6 +99,11 @@ class ZkResults:
     bases: float = 0.0
     """CPU seconds to make the key's MSM bases (once per key and process, before the first proof)."""
     proof_bytes: int = 0
+    snarkjs_version: str = ""
+    snarkjs: dict[str, Timing] = field(default_factory=dict)
+    """snarkjs's prove on the same key and witness, by configuration ("1 core", "2 cores")."""
+    snarkjs_missing: str = ""
+    """Why snarkjs was not measured (no node), or empty."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +184,8 @@ def measure_zk(plan: ZkPlan, log: Log) -> ZkResults:
     cycle = iter(proofs * plan.verify_runs)
     out.verify = _runs(lambda: verify(prepared, public, next(cycle)), plan.verify_runs)
 
+    _measure_snarkjs(plan, out, pk, witness, prepared, log)
+
     log("zk: py_ecc's pairing check of the same equation, for context ...")
     proof = proofs[0]
     vk = pk.vk
@@ -178,6 +194,44 @@ def measure_zk(plan: ZkPlan, log: Log) -> ZkResults:
     reference = _runs(lambda: _assert(boundary.pairing_product_is_one(pairs)), plan.reference_runs)
     out.reference_verify = reference
     return out
+
+
+def _measure_snarkjs(plan: ZkPlan, out: ZkResults, pk: Any, witness: list[int], prepared: Any, log: Log) -> None:
+    """snarkjs's prover on this key and witness, on one core and on two; each proof checked with our verifier."""
+    from tests.interop import npm
+
+    if (why := npm.node_missing()) is not None:
+        out.snarkjs_missing = why
+        log(f"zk: snarkjs not measured: {why}")
+        return
+    npm.install()
+    out.snarkjs_version = npm.package_version("snarkjs")
+    with tempfile.TemporaryDirectory(prefix="pchr-bench-snarkjs-") as work:
+        zkey, wtns = Path(work) / "consent.zkey", Path(work) / "consent.wtns"
+        zkey.write_bytes(zkey_to_bytes(pk))
+        wtns.write_bytes(wtns_to_bytes(witness))
+        request = json.dumps({"zkey": str(zkey), "wtns": str(wtns), "runs": plan.snarkjs_runs})
+        one_core = ["taskset", "-c", "0"] if shutil.which("taskset") else None
+        for name, prefix in (("1 core", one_core), ("2 cores", [])):
+            if prefix is None:
+                log(f"zk: snarkjs on {name} not measured: no taskset")
+                continue
+            log(f"zk: snarkjs {out.snarkjs_version} proves {plan.snarkjs_runs} times on {name} ...")
+            done = subprocess.run(
+                [*prefix, npm.node(), str(npm.HERE / "groth16_prove.js")],
+                input=request,
+                capture_output=True,
+                text=True,
+                cwd=npm.HERE,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"snarkjs's prover failed:\n{done.stderr}")
+            answer = json.loads(done.stdout)
+            proof = proof_from_json(answer["proof"])
+            verify(prepared, public_signals_from_json(answer["public"]), proof)
+            out.snarkjs[name] = Timing(answer["cpu"], answer["wall"])
 
 
 def _assert(condition: bool) -> None:
@@ -219,7 +273,52 @@ def headline_rows(results: ZkResults) -> list[list[str]]:
             ratio(results.proof_bytes, PROOF_SIZE_GOAL),
             _met(results.proof_bytes, PROOF_SIZE_GOAL),
         ],
+        *_snarkjs_headline(results, prove_s),
     ]
+
+
+def _snarkjs_headline(results: ZkResults, prove_s: float) -> list[list[str]]:
+    one_core = results.snarkjs.get("1 core")
+    if one_core is None:
+        return []
+    theirs = _median(one_core.cpu)
+    return [
+        [
+            f"snarkjs {results.snarkjs_version} prove, same key and witness (1 core, CPU s); pchr ÷ snarkjs "
+            f"{prove_s / theirs:.2f}",
+            number(theirs, 2),
+            "— (side by side)",
+            "—",
+            "—",
+        ]
+    ]
+
+
+def _side_by_side(results: ZkResults) -> str:
+    """pchr's prover and snarkjs's on the same key and witness, with the ratio of the medians."""
+    if results.snarkjs_missing:
+        return f"snarkjs was not measured beside it: {results.snarkjs_missing}."
+    ours = _median(results.prove.cpu)
+    rows = [["pchr `zk.groth16.prove` (Python, GMP integers)", "1", *_medians(results.prove), "1.00"]]
+    for name, timing in results.snarkjs.items():
+        cores = name.split()[0]
+        theirs = _median(timing.cpu) if cores == "1" else _median(timing.wall)
+        prover = f"snarkjs {results.snarkjs_version} `groth16.prove` (WebAssembly)"
+        rows.append([prover, cores, *_medians(timing), f"{ours / theirs:.2f}"])
+    header = ["Prover, same key and witness", "Cores", "Runs", "CPU median s", "Wall median s", "pchr ÷ this"]
+    return (
+        table(header, rows)
+        + "\n\n*pchr ÷ this* divides pchr's median CPU time on one core by snarkjs's median CPU time on one core, "
+        "or by its median wall time on two. snarkjs runs in one node process: one untimed proof first (it builds "
+        "the curve and its worker threads), then the timed ones, each `groth16.prove` on the `.zkey` and `.wtns` "
+        "bytes in memory (it parses the key's sections on every call, as it does from files). *1 core* is the "
+        "process under `taskset -c 0`, its worker threads sharing that core; its CPU time includes theirs. Every "
+        "snarkjs proof verified under our verifier before its time was counted."
+    )
+
+
+def _medians(timing: Timing) -> list[str]:
+    return [str(len(timing.cpu)), number(_median(timing.cpu), 2), number(_median(timing.wall), 2)]
 
 
 def _row(name: str, timing: Timing, scale: float, digits: int, goal: str) -> list[str]:
@@ -264,6 +363,7 @@ def zk_sections(results: ZkResults) -> str:
         f"{results.constraints:,} constraints, {results.variables:,} wires, {results.public_inputs} public inputs, "
         f"domain {results.domain:,}, {results.coefficients:,} A and B coefficients in the key. Proof: "
         f"{results.proof_bytes} bytes (EIP-197 encodings of A, B, C).\n\n" + timings + "\n\n" + phases + "\n\n"
+        "### Side by side with snarkjs\n\n" + _side_by_side(results) + "\n\n"
         f"How measured: one process, one core; CPU time of the process (`time.process_time`, the machine is shared) "
         f"with wall time beside it. `prove` is timed {plan.prove_runs} times on the same witness with fresh "
         "randomness, after the key's MSM bases are made (GMP coordinates, endomorphism images and negations of its "
@@ -273,7 +373,7 @@ def zk_sections(results: ZkResults) -> str:
         "public-input MSM, three Miller loops with one final exponentiation (`zk.pairing`), against "
         "`e(alpha, beta)` and the lines of gamma and delta computed once by `prepare`. The py_ecc row is "
         "`zk.boundary.pairing_product_is_one` on the same four pairs, the reference the fast pairing is tested "
-        "against. For context: snarkjs proves a circuit of this size in about 1 s (WebAssembly, multi-threaded)."
+        "against."
     )
 
 
