@@ -4,7 +4,8 @@ The hierarchy::
 
     VaultError                      (500, exception)
     ├── InvalidRequest              (400, invalid)      malformed JSON, unknown type, failed FHIR validation
-    │   └── PayloadTooLarge         (413, too-long)
+    │   ├── PayloadTooLarge         (413, too-long)
+    │   └── UnsupportedMediaType    (415, not-supported) a body that is not FHIR JSON (the gateway)
     ├── Unprocessable               (422, processing)   valid FHIR the vault cannot accept (no patient, ...)
     ├── Unauthorized                (401, login)        missing, expired or forged credentials
     ├── Forbidden                   (403, forbidden)    authenticated but not allowed
@@ -40,6 +41,7 @@ __all__ = [
     "PreconditionFailed",
     "Unauthorized",
     "Unprocessable",
+    "UnsupportedMediaType",
     "VaultError",
 ]
 
@@ -72,6 +74,11 @@ class InvalidRequest(VaultError):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "too-long"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    code = "not-supported"
 
 
 class Unprocessable(VaultError):

@@ -3,12 +3,14 @@
 ``pchr gateway`` runs this app on 127.0.0.1. It holds the actor's keys (opened from the keyfile), talks to the
 vault through :class:`ehr.client.VaultClient`, and speaks ordinary FHIR JSON, so existing FHIR clients and
 apps (fhirpy, SMART apps, curl) work unchanged against an encrypted record. It has no authentication of its
-own: it must listen on loopback only, like any local wallet or agent holding keys.
+own: it must listen on loopback only, like any local wallet or agent holding keys, and it refuses what a web page
+in the actor's browser could send it (DNS rebinding, cross-site requests: :mod:`ehr.local_guard`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from ehr.api.capability import capability_statement
 from ehr.client import VaultClient, VaultClientError
 from ehr.errors import InvalidRequest, VaultError
 from ehr.fhir import FHIR_JSON, operation_outcome, outcome_for, parse_json
+from ehr.local_guard import refusal
 
 __all__ = ["create_gateway"]
 
@@ -56,6 +59,13 @@ def create_gateway(client: VaultClient) -> FastAPI:
             if entry.get("fullUrl", "").startswith(vault_base):
                 entry["fullUrl"] = here + entry["fullUrl"][len(vault_base) :]
         return bundle
+
+    @app.middleware("http")
+    async def loopback_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        refused = refusal(request.method, request.url.path, request.headers)
+        if refused is not None:
+            return _fhir(outcome_for(refused), refused.status)
+        return await call_next(request)
 
     async def body_of(request: Request) -> dict[str, Any]:
         raw = await request.body()

@@ -320,3 +320,38 @@ def test_errors_reach_fhirpy_as_fhir_errors(stack: Stack) -> None:
 
     # Nothing was stored by the failed create.
     assert fhir.resources("Observation").search(patient=address).fetch() == []
+
+
+def test_web_pages_in_the_patient_s_browser_cannot_use_the_gateway(stack: Stack) -> None:
+    """What a page on any site could make the patient's browser send to 127.0.0.1 is refused, and nothing of the
+    record is read or written; fhirpy (above), curl-like clients and a page the gateway itself serves still work."""
+    url, port = stack.gateway_url, stack.gateway_url.rsplit(":", 1)[1]
+    assert httpx.post(f"{url}/Observation", json=observation(stack.address)).status_code == 201
+
+    def observations() -> int:
+        return int(httpx.get(f"{url}/Observation", params={"_summary": "count"}).json()["total"])
+
+    before, wire_before = observations(), len(stack.wire)
+
+    # DNS rebinding: evil.example now resolves to 127.0.0.1, so its script reads the gateway as same-origin.
+    rebound = httpx.get(f"{url}/Observation", headers={"Host": f"evil.example:{port}"})
+    assert rebound.status_code == 403
+    assert rebound.json()["resourceType"] == "OperationOutcome"
+    assert "DNS rebinding" in rebound.text
+    assert MARKER not in rebound.text
+    # A cross-site form on any page: a "simple" request, sent without a preflight.
+    forged = json.dumps(observation(stack.address, text="forged by a web page"))
+    cross_site = httpx.post(
+        f"{url}/Observation", content=forged, headers={"Content-Type": "text/plain", "Origin": "http://evil.example"}
+    )
+    assert cross_site.status_code == 403
+    assert "a web page at 'http://evil.example' may not use this gateway" in cross_site.text
+    # The same body from an old browser that sends no Origin: refused for its media type.
+    assert httpx.post(f"{url}/Observation", content=forged, headers={"Content-Type": "text/plain"}).status_code == 415
+    assert len(stack.wire) == wire_before  # none of it reached the vault
+    assert observations() == before
+
+    # A page the gateway served itself (same origin), and a client addressing it as localhost, are served.
+    same_origin = httpx.post(f"{url}/Observation", json=observation(stack.address), headers={"Origin": url})
+    assert same_origin.status_code == 201
+    assert httpx.get(f"http://localhost:{port}/metadata").status_code == 200
