@@ -4,7 +4,9 @@ An auditor trusts nothing the ledger operator says without checking it:
 
 1. the checkpoint's signature, against the operator key the auditor pinned;
 2. consistency between the last checkpoint the auditor saw and the new one (RFC 9162 section 2.1.4): the log was
-   only appended to, never rewritten (a failure is a :class:`~consent_chain.errors.ForkError` with both);
+   only appended to, never rewritten (a failure is a :class:`~consent_chain.errors.ForkError` with both); and the
+   new one is not older: an operator that serves an earlier checkpoint (a rollback, say to before a revocation)
+   is reported, so that the auditor keeps the newer one and judges the next history against it;
 3. every entry: the RFC 9162 root recomputed from all entries equals the signed root; if it does not, each
    entry's inclusion proof is checked to name exactly the entries that were altered;
 4. the grant tree: replaying the public GRANT and REVOKE events rebuilds the grant root the checkpoint signed.
@@ -65,6 +67,11 @@ def audit_ledger(source: LedgerSource, verifier: Verifier, *, previous: Checkpoi
             proof = source.consistency_proof(small, large) if small else []
         check_consistent(previous, checkpoint, proof)
     report = AuditReport(checkpoint, previous)
+    if previous is not None and checkpoint.size < previous.size:
+        report.problems.append(
+            f"the ledger served a checkpoint of {checkpoint.size} entries, older than the {previous.size} already "
+            "verified: a rollback (the newer checkpoint stays the one later histories must extend)"
+        )
 
     size = checkpoint.size
     raw: list[bytes] = []

@@ -322,6 +322,22 @@ def test_a_forked_checkpoint_is_detected(
     assert forked.value.old == seen
 
 
+def test_an_older_checkpoint_is_reported_as_a_rollback(
+    ledger: Ledger, signer: Signer, alice: ActorKeys, doctor: ActorKeys
+) -> None:
+    older = ledger.checkpoint()  # 3 KEY entries, signed
+    ledger.append([signed_grant(ledger, alice, doctor)[1]])
+    newer = audit_ledger(_Source(ledger), signer.verifier).checkpoint
+    # The operator serves the earlier note again (to an auditor who has seen the newer one): it is consistent with
+    # the newer log, but going back is how an operator would hide what came after, a revocation say.
+    rolled_back = audit_ledger(_OlderCheckpoint(ledger, older), signer.verifier, previous=newer)
+    assert not rolled_back.clean
+    assert rolled_back.problems == [
+        "the ledger served a checkpoint of 3 entries, older than the 4 already verified: a rollback (the newer "
+        "checkpoint stays the one later histories must extend)"
+    ]
+
+
 def tamper(backend: LedgerBackend, index: int, data: bytes) -> None:
     """Overwrite a stored entry where the server reads it from: its database, or its mirror of the chain."""
     if isinstance(backend, SqlLedgerBackend):
@@ -349,6 +365,17 @@ class _Source:
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         return self.ledger.consistency_proof(old_size, new_size)
+
+
+class _OlderCheckpoint(_Source):
+    """The same ledger, but its operator serves a checkpoint note it signed earlier."""
+
+    def __init__(self, ledger: Ledger, note: str) -> None:
+        super().__init__(ledger)
+        self.note = note
+
+    def checkpoint(self) -> str:
+        return self.note
 
 
 # -- the backends agree --------------------------------------------------------------------------------
