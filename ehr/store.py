@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, case, func, insert, or_, select
+from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, case, func, insert, inspect, or_, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Field, Session, SQLModel
@@ -684,6 +684,33 @@ def _bound_clause(bound: TimeBound) -> Any:
     raise ValueError(f"unknown time bound {bound.op!r}")
 
 
+def _has_table(engine: Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return inspect(conn).has_table(name)
+
+
+def _drop_unattributed_shares(engine: Engine) -> None:
+    """Delete grantees' keys kept in ``wrapped_key`` by a vault from before ``key_share``.
+
+    Those rows do not say which grant they were shared under, so no read check can tie them to an active grant
+    that covers them: they are deleted, not guessed at (a guess by type would reopen what an ended grant covered).
+    Grantees of such a vault read nothing until the patient's client shares again under each active grant
+    (:meth:`ehr.client.VaultClient.share_under`). Idempotent: processes starting together may all run it.
+    """
+    owner = (
+        select(_VERSION_T.c.patient)
+        .where(
+            _VERSION_T.c.resource_type == _KEY_T.c.resource_type,
+            _VERSION_T.c.resource_id == _KEY_T.c.resource_id,
+            _VERSION_T.c.version_id == _KEY_T.c.version_id,
+        )
+        .correlate(_KEY_T)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        conn.execute(_KEY_T.delete().where(_KEY_T.c.recipient != owner))
+
+
 class Store:
     """A database holding sealed versions; build with a SQLAlchemy URL."""
 
@@ -691,7 +718,10 @@ class Store:
         self.url = url
         # 40: uvicorn's worker threads, each keeping its own SQLite connection.
         self.engine: Engine = create_database_engine(url, sqlite_pool_size=40, echo=echo)
+        unattributed = _has_table(self.engine, _KEY_T.name) and not _has_table(self.engine, _SHARE_T.name)
         create_tables(self.engine, SQLModel.metadata)
+        if unattributed:
+            _drop_unattributed_shares(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[StoreSession]:

@@ -155,3 +155,40 @@ def test_the_access_log_names_the_grant_each_record_was_opened_under(
         [("search-type", labs["grantId"], [lab["id"]]), ("search-type", signs["grantId"], [vitals["id"]])]
     )
     assert named[4:] == [("history-instance", labs["grantId"], [lab["id"]])]
+
+
+def test_a_vault_from_before_key_shares_drops_the_keys_it_cannot_tie_to_a_grant(database_url: str) -> None:
+    """An existing database gains the ``key_share`` table; its old grantee keys are deleted, the patient's kept."""
+    patient, grantee = "0x" + "11" * 20, "0x" + "22" * 20
+    old = Store(database_url)
+    with old.engine.begin() as conn:
+        conn.execute(text("DROP TABLE key_share"))  # the schema before shares belonged to grants
+        conn.execute(
+            text(
+                "INSERT INTO resource_version (resource_type, resource_id, version_id, patient, method, last_updated)"
+                " VALUES ('Observation', 'a', 1, :p, 'POST', CURRENT_TIMESTAMP)"
+            ),
+            {"p": patient},
+        )
+        for recipient in (patient, grantee):
+            conn.execute(
+                text(
+                    "INSERT INTO wrapped_key (resource_type, resource_id, version_id, recipient, ephemeral_public,"
+                    " wrapped) VALUES ('Observation', 'a', 1, :r, :k, :k)"
+                ),
+                {"r": recipient, "k": bytes(32)},
+            )
+    old.close()
+
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as conn:
+            kept = conn.execute(text("SELECT recipient FROM wrapped_key")).scalars().all()
+            shares = conn.execute(text("SELECT COUNT(*) FROM key_share")).scalar_one()
+        assert (kept, shares) == ([patient], 0)
+        with store.session() as tx:
+            record = tx.version("Observation", "a", 1, grantee)
+            assert record is not None
+            assert record.key is None
+    finally:
+        store.close()
