@@ -6,10 +6,13 @@ Flow (DESIGN.md section 7):
   and sends the signed entry with the grant's opening. The vault checks that the opening matches the commitment,
   appends the GRANT entry to the ledger (which checks the signature, the nonce and the patient's key), and keeps
   the opening as the policy it enforces. The client then re-wraps the data keys of in-scope resources for the
-  grantee (:meth:`ConsentService.add_keys`): the vault checks each against the grant.
+  grantee (:meth:`ConsentService.add_keys`): the vault checks each against the grant and stores it as that
+  grant's share, which opens the version only while that grant is active (:func:`ehr.policy.share_grant`).
 - **revoke**: the patient signs a revocation; the ledger appends the REVOKE entry (refusing anyone but the
-  grant's patient), the vault marks the policy revoked and deletes every data key wrapped for the grantee in the
-  patient's record. What the grantee already downloaded cannot be recalled.
+  grant's patient), the vault marks the policy revoked and deletes the keys shared under that grant, and no
+  other grant's: the grantee keeps what another active grant shared with it. What the grantee already
+  downloaded cannot be recalled. An expired grant's shares open nothing, and are deleted once a request by the
+  grantee finds the grant expired.
 - **erase**: the patient crypto-shreds a resource: every wrapped key and ciphertext of every version is deleted.
 
 Two kinds of grant share the ledger and this service. A **read grant** (a PurposeOfUse such as ``TREAT``, over
@@ -184,11 +187,11 @@ class ConsentService:
                     raise NotFound(f"{where}: no such resource in the patient's record")
                 if tx.version(share.resource_type, share.resource_id, share.version_id, policy.patient) is None:
                     raise NotFound(f"{where}: no such version")
-                tx.add_keys(share.resource_type, share.resource_id, share.version_id, [share.key])
+                tx.add_share(grant_id, share.resource_type, share.resource_id, share.version_id, share.key)
         return len(shares)
 
     def revoke(self, principal: Principal, entry: RevokeEntry) -> tuple[Appended, int]:
-        """Put a signed revocation on the ledger; delete the grantee's keys. Returns (entry, keys deleted)."""
+        """Put a signed revocation on the ledger; delete the keys shared under it. Returns (entry, keys deleted)."""
         if principal.address != entry.patient:
             raise Forbidden("a revocation is submitted by the patient who signed it")
         try:
@@ -200,7 +203,7 @@ class ConsentService:
             policy = tx.grant_policy(entry.grant_id)
             if policy is not None:
                 tx.revoke_grant_policy(entry.grant_id, self._now())
-                deleted = tx.delete_keys_for(policy.patient, policy.grantee)
+                deleted = tx.delete_shares([entry.grant_id])
         return appended, deleted
 
     def policy(self, grant_id: bytes) -> GrantPolicy | None:

@@ -5,7 +5,10 @@ The rules are:
 - a patient reads, searches, writes and deletes the records in their own compartment;
 - a *grantee* reads and searches a patient's resources of a type while an active grant (signed on the consent
   ledger, unexpired, not revoked) covers that type; which resources of the type it covers is enforced by the
-  data keys: the patient's client wraps a key for the grantee only for resources in the grant's scope;
+  data keys: the patient's client wraps a key for the grantee only for resources in the grant's scope, under
+  that grant. A key opens a version only while *the grant it was shared under* is an active read grant whose
+  scope covers the type (:func:`share_grant`): never under another grant of the same patient and grantee, so a
+  narrower grant made after a broader one ended reopens nothing the broader one covered;
 - a *writer* the patient has named (a clinician, a lab) may create and update records for that patient,
   but cannot read them back unless a grant also covers them;
 - nobody else may do anything with the patient's records;
@@ -15,13 +18,17 @@ The rules are:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
 
+from consent_chain.grants import READ_PURPOSES
 from ehr.errors import Forbidden
 from ehr.identity import Role
 from ehr.scopes import Scope
 
-__all__ = ["Action", "Principal", "authorize"]
+__all__ = ["Action", "GrantTerms", "Principal", "authorize", "expired_grants", "opening_grants", "share_grant"]
 
 
 class Action(enum.StrEnum):
@@ -68,3 +75,54 @@ def authorize(
     if action in (Action.CREATE, Action.UPDATE):
         raise Forbidden("only the patient, or a writer the patient has named, may write to this record")
     raise Forbidden(f"no active grant lets you {action.verb} this patient's {resource_type} resources")
+
+
+class GrantTerms(Protocol):
+    """What the policy reads of a grant as the vault enforces it (:class:`ehr.store.GrantPolicy` is one)."""
+
+    @property
+    def grant_id(self) -> bytes: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def scope(self) -> int: ...
+    @property
+    def expiry(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+
+G = TypeVar("G", bound=GrantTerms)
+
+
+def _opens(grant: GrantTerms, type_mask: int, now: datetime) -> bool:
+    return (
+        grant.revoked_at is None
+        and now < grant.expiry
+        and grant.purpose in READ_PURPOSES
+        and bool(grant.scope & type_mask)
+    )
+
+
+def opening_grants(grants: Iterable[G], type_mask: int, now: datetime) -> list[G]:
+    """The grants under which a shared key may open a resource of a type (``type_mask``: the catalogue bits that
+    can match that type) at ``now``: read grants, not revoked, not expired at the vault's clock, covering the type.
+    """
+    return [g for g in grants if _opens(g, type_mask, now)]
+
+
+def share_grant(shared_under: Sequence[bytes], grants: Iterable[G], type_mask: int, now: datetime) -> G | None:
+    """The grant under which a version's key, shared under the grants ``shared_under``, may be served; None: refuse.
+
+    Only the grant a key was shared under counts. The patient's client shares a key under a grant only for a
+    resource that grant's scope covers (it sees the plaintext; the vault sees only the type), so the share is
+    that grant's word for this exact resource, and the grant must still open the type now. The first such grant
+    in ``shared_under`` order is named (the access log records it).
+    """
+    opening = {g.grant_id: g for g in opening_grants(grants, type_mask, now)}
+    return next((opening[g] for g in shared_under if g in opening), None)
+
+
+def expired_grants(grants: Iterable[G], now: datetime) -> list[G]:
+    """Grants that ended by expiry (revocation already deleted its shares): their shares open nothing any more."""
+    return [g for g in grants if g.revoked_at is None and not now < g.expiry]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from consent_chain.catalogue import read_catalogue
 from consent_chain.entries import KeyEntry
 from consent_chain.errors import AppendRefused
-from consent_chain.grants import READ_PURPOSES
 from ehr.audit import access_event
 from ehr.crypto import SealContext, seal
 from ehr.envelope import Envelope, EnvelopeError, is_sealed_binary
@@ -41,7 +40,7 @@ from ehr.errors import (
 )
 from ehr.fhir import ID_RE, canonical_json, is_resource_type, patient_of, validate_resource
 from ehr.identity import ActorPublic, Role, normalize_address
-from ehr.policy import Action, Principal, authorize
+from ehr.policy import Action, Principal, authorize, expired_grants, opening_grants, share_grant
 from ehr.scopes import grantable, scope_string
 from ehr.search import SearchQuery
 from ehr.store import GrantPolicy, Head, Store, StoreSession, VersionRecord
@@ -422,36 +421,52 @@ class Vault:
     ) -> VersionRecord:
         """The current (or a given) version, sealed, with the data key wrapped for the caller.
 
-        A grantee's read is recorded as an AuditEvent sealed for the patient.
+        A grantee gets the key shared with it under a grant that is active now and covers the type
+        (:func:`ehr.policy.share_grant`), and its read is recorded as an AuditEvent, naming that grant, sealed for
+        the patient.
         """
         _check_type(resource_type)
         _check_id(resource_id)
-        with self.store.session() as tx:
-            head = tx.head(resource_type, resource_id)
-            if head is None:
-                raise NotFound(f"{resource_type}/{resource_id} is not known")
-            grant = self._covering_grant(tx, principal, head.patient, resource_type)
-            authorize(principal, Action.READ, resource_type, head.patient, named_writer=False, granted=bool(grant))
-            if version_id is None:
-                if head.deleted:
-                    raise Gone(f"{resource_type}/{resource_id} was deleted")
-                number = head.version_id
-            else:
-                if not version_id.isdigit():
-                    raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:16]!r}")
-                number = int(version_id)
-            record = tx.version(resource_type, resource_id, number, principal.address)
-            if record is None:
-                raise NotFound(f"{resource_type}/{resource_id} has no version {number}")
-            if record.deleted:
-                raise Gone(f"{resource_type}/{resource_id} version {number} is deleted or erased")
-            if record.key is None:
-                if grant is not None:
+        now = self._clock()
+        mask = self.catalogue.type_mask(resource_type)
+        expired: list[bytes] = []
+        try:
+            with self.store.session() as tx:
+                head = tx.head(resource_type, resource_id)
+                if head is None:
+                    raise NotFound(f"{resource_type}/{resource_id} is not known")
+                grants = self._grants(tx, principal, head.patient)
+                expired = [g.grant_id for g in expired_grants(grants, now)]
+                granted = bool(opening_grants(grants, mask, now))
+                authorize(principal, Action.READ, resource_type, head.patient, named_writer=False, granted=granted)
+                if version_id is None:
+                    if head.deleted:
+                        raise Gone(f"{resource_type}/{resource_id} was deleted")
+                    number = head.version_id
+                else:
+                    if not version_id.isdigit():
+                        raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:16]!r}")
+                    number = int(version_id)
+                record = tx.version(resource_type, resource_id, number, principal.address)
+                if record is None:
+                    raise NotFound(f"{resource_type}/{resource_id} has no version {number}")
+                if record.deleted:
+                    raise Gone(f"{resource_type}/{resource_id} version {number} is deleted or erased")
+                if principal.address == head.patient:
+                    if record.key is None:
+                        raise Forbidden("no data key for this version is wrapped for you")
+                    return record
+                shares = tx.shares(resource_type, resource_id, number, principal.address)
+                grant = share_grant([s.grant_id for s in shares], grants, mask, now)
+                if grant is None:
                     raise Forbidden(f"your grant does not cover {resource_type}/{resource_id}")
-                raise Forbidden("no data key for this version is wrapped for you")
-            if grant is not None:
-                self._audit(tx, principal, head.patient, "read" if version_id is None else "vread", [record], grant)
-        return record
+                key = next(s.key for s in shares if s.grant_id == grant.grant_id)
+                record = replace(record, key=key, grant_id=grant.grant_id)
+                interaction = "read" if version_id is None else "vread"
+                self._audit(tx, principal, head.patient, interaction, [record], grant)
+            return record
+        finally:
+            self._drop_expired_shares(expired)
 
     def history(
         self,
@@ -463,89 +478,119 @@ class Vault:
         offset: int,
         count: int,
     ) -> Page:
-        with self.store.session() as tx:
-            if resource_id is not None:
-                assert resource_type is not None
-                head = tx.head(resource_type, resource_id)
-                if head is None:
-                    raise NotFound(f"{resource_type}/{resource_id} is not known")
-                grant = self._covering_grant(tx, principal, head.patient, resource_type)
-                authorize(principal, Action.READ, resource_type, head.patient, named_writer=False, granted=bool(grant))
-                patients = [head.patient]
-            else:
-                if resource_type is not None:
-                    _check_type(resource_type)
-                    _require_scope(principal, resource_type, Action.SEARCH)
-                # Type- and system-level history: the caller's own compartment only.
-                patients = [principal.address] if principal.role is Role.PATIENT else []
-            total, records = tx.history(
-                principal.address,
-                patients,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                since=since,
-                offset=offset,
-                count=count,
-            )
+        now = self._clock()
+        expired: list[bytes] = []
+        try:
+            with self.store.session() as tx:
+                opening: list[GrantPolicy] = []
+                if resource_id is not None:
+                    assert resource_type is not None
+                    head = tx.head(resource_type, resource_id)
+                    if head is None:
+                        raise NotFound(f"{resource_type}/{resource_id} is not known")
+                    grants = self._grants(tx, principal, head.patient)
+                    expired = [g.grant_id for g in expired_grants(grants, now)]
+                    opening = opening_grants(grants, self.catalogue.type_mask(resource_type), now)
+                    authorize(
+                        principal, Action.READ, resource_type, head.patient, named_writer=False, granted=bool(opening)
+                    )
+                    patients = [head.patient]
+                else:
+                    if resource_type is not None:
+                        _check_type(resource_type)
+                        _require_scope(principal, resource_type, Action.SEARCH)
+                    # Type- and system-level history: the caller's own compartment only.
+                    patients = [principal.address] if principal.role is Role.PATIENT else []
+                total, records = tx.history(
+                    principal.address,
+                    patients,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    since=since,
+                    offset=offset,
+                    count=count,
+                    grants=[g.grant_id for g in opening],
+                )
+                self._audit_shared(tx, principal, "history-instance", records, opening)
+        finally:
+            self._drop_expired_shares(expired)
         return Page(total, records, offset, count)
 
     def search(self, principal: Principal, resource_type: str, query: SearchQuery) -> Page:
-        """Current versions the caller holds a data key for, in the compartments it may search."""
+        """Current versions the caller holds a usable data key for, in the compartments it may search."""
         _check_type(resource_type)
         _require_scope(principal, resource_type, Action.SEARCH)
-        with self.store.session() as tx:
-            grants: dict[str, GrantPolicy] = {}
-            if query.patients:
-                patients = [_address(p) for p in query.patients]
-                for patient in patients:
-                    grant = self._covering_grant(tx, principal, patient, resource_type)
-                    authorize(principal, Action.SEARCH, resource_type, patient, named_writer=False, granted=bool(grant))
-                    if grant is not None:
-                        grants[patient] = grant
-            else:
-                patients = [principal.address] if principal.role is Role.PATIENT else []
-                for grant in self._active_grants(tx, grantee=principal.address):
-                    if grant.scope & self.catalogue.type_mask(resource_type):
-                        grants.setdefault(grant.patient, grant)
-                patients += [p for p in grants if p not in patients]
-            total, records = tx.search(
-                principal.address,
-                resource_type,
-                patients,
-                ids=query.ids,
-                bounds=query.bounds,
-                newest_first=query.newest_first,
-                offset=query.offset,
-                count=query.count,
-            )
-            for patient, grant in grants.items():
-                if patient == principal.address:
-                    continue
-                seen = [r for r in records if r.patient == patient]
-                if seen:
-                    self._audit(tx, principal, patient, "search-type", seen, grant)
+        now = self._clock()
+        mask = self.catalogue.type_mask(resource_type)
+        expired: list[bytes] = []
+        try:
+            with self.store.session() as tx:
+                opening: list[GrantPolicy] = []
+                if query.patients:
+                    patients = [_address(p) for p in query.patients]
+                    for patient in patients:
+                        grants = self._grants(tx, principal, patient)
+                        expired += [g.grant_id for g in expired_grants(grants, now)]
+                        found = opening_grants(grants, mask, now)
+                        authorize(
+                            principal, Action.SEARCH, resource_type, patient, named_writer=False, granted=bool(found)
+                        )
+                        opening += found
+                else:
+                    patients = [principal.address] if principal.role is Role.PATIENT else []
+                    grants = [g for g in tx.grant_policies(grantee=principal.address) if g.patient != principal.address]
+                    expired = [g.grant_id for g in expired_grants(grants, now)]
+                    opening = opening_grants(grants, mask, now)
+                    patients += sorted({g.patient for g in opening} - set(patients))
+                total, records = tx.search(
+                    principal.address,
+                    resource_type,
+                    patients,
+                    ids=query.ids,
+                    bounds=query.bounds,
+                    newest_first=query.newest_first,
+                    offset=query.offset,
+                    count=query.count,
+                    grants=[g.grant_id for g in opening],
+                )
+                self._audit_shared(tx, principal, "search-type", records, opening)
+        finally:
+            self._drop_expired_shares(expired)
         return Page(total, records, query.offset, query.count)
 
     # -- grants -----------------------------------------------------------------------------------
-    def _active_grants(self, tx: StoreSession, *, patient: str | None = None, grantee: str) -> list[GrantPolicy]:
-        now = self._clock()
-        return [
-            g
-            for g in tx.grant_policies(patient=patient, grantee=grantee)
-            if g.active_at(now) and g.purpose in READ_PURPOSES
-        ]
-
-    def _covering_grant(
-        self, tx: StoreSession, principal: Principal, patient: str, resource_type: str
-    ) -> GrantPolicy | None:
-        """An active read grant from ``patient`` to the caller that covers some resources of this type."""
+    @staticmethod
+    def _grants(tx: StoreSession, principal: Principal, patient: str) -> list[GrantPolicy]:
+        """Every grant ``patient`` gave the caller, in any state (none when the caller is the patient)."""
         if principal.address == patient:
-            return None
-        mask = self.catalogue.type_mask(resource_type)
-        for grant in self._active_grants(tx, patient=patient, grantee=principal.address):
-            if grant.scope & mask:
-                return grant
-        return None
+            return []
+        return tx.grant_policies(patient=patient, grantee=principal.address)
+
+    def _drop_expired_shares(self, grant_ids: list[bytes]) -> None:
+        """Delete the keys shared under grants a request found expired, so that expiry ends a grant as revocation does.
+
+        The read check already refuses them; this removes them from the vault. In a transaction of its own, so
+        that a refused request does not roll it back; a read (no write lock) when there is nothing left to delete.
+        """
+        if not grant_ids:
+            return
+        with self.store.session() as tx:
+            if tx.has_shares(grant_ids):
+                tx.delete_shares(grant_ids)
+
+    def _audit_shared(
+        self,
+        tx: StoreSession,
+        principal: Principal,
+        interaction: str,
+        records: list[VersionRecord],
+        grants: list[GrantPolicy],
+    ) -> None:
+        """One AuditEvent per grant whose shared keys this response carries, naming that grant."""
+        for grant in grants:
+            seen = [r for r in records if r.grant_id == grant.grant_id and r.key is not None]
+            if seen:
+                self._audit(tx, principal, grant.patient, interaction, seen, grant)
 
     def _audit(
         self,

@@ -2,8 +2,13 @@
 
 The vault's only module on SQLModel (its engine comes from :mod:`ehr.database`). SQLite file by default;
 PostgreSQL by URL. What is stored is ciphertext and metadata only: resource type, id, version, the patient's
-pseudonym (their pchr address), timestamps, and per-recipient wrapped data keys. There is no column a plaintext
-could go in.
+pseudonym (their pchr address), timestamps, and wrapped data keys. There is no column a plaintext could go in.
+
+A version's data key is wrapped for its patient when it is written (``wrapped_key``), and re-wrapped for a grantee
+by the patient's client under one grant (``key_share``, one row per version and grant): a share belongs to the
+grant it was made under, so it opens nothing once that grant has ended, and revoking a grant deletes its shares
+and no other grant's. Which shares may be served is the access policy's decision (:mod:`ehr.policy`); the queries
+here take the grant ids it allows.
 
 Writes happen inside :meth:`Store.session`, one database transaction: a failure anywhere rolls everything back,
 so a transaction Bundle with one bad entry leaves nothing behind. Two writers racing for the same version
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, func, insert, or_, select, tuple_
+from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, case, func, insert, inspect, or_, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Field, Session, SQLModel
@@ -33,7 +38,7 @@ from ehr.errors import Conflict
 from ehr.identity import ActorPublic, Role
 from ehr.search import TimeBound
 
-__all__ = ["GrantPolicy", "Head", "Store", "StoreSession", "VersionRecord"]
+__all__ = ["GrantPolicy", "Head", "SharedKey", "Store", "StoreSession", "VersionRecord"]
 
 
 class ActorRow(SQLModel, table=True):
@@ -78,6 +83,8 @@ class VersionRow(SQLModel, table=True):
 
 
 class WrappedKeyRow(SQLModel, table=True):
+    """A version's data key wrapped for its patient, as written (grantees' keys are in ``key_share``)."""
+
     __tablename__ = "wrapped_key"
     resource_type: str = Field(primary_key=True, max_length=64)
     resource_id: str = Field(primary_key=True, max_length=64)
@@ -112,6 +119,20 @@ class GrantPolicyRow(SQLModel, table=True):
     salt: str = Field(max_length=64)  # hex: the grantee needs it to prove membership (zk attestations)
 
 
+class KeyShareRow(SQLModel, table=True):
+    """A version's data key re-wrapped for a grantee by the patient's client, under one grant."""
+
+    __tablename__ = "key_share"
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    version_id: int = Field(primary_key=True)
+    # hex; indexed for revocation, which deletes one grant's shares
+    grant_id: str = Field(primary_key=True, max_length=64, foreign_key="grant_policy.grant_id", index=True)
+    recipient: str = Field(max_length=42)  # the grant's grantee
+    ephemeral_public: bytes
+    wrapped: bytes
+
+
 @dataclass(frozen=True)
 class GrantPolicy:
     grant_id: bytes
@@ -139,26 +160,27 @@ _ACTOR_T = ActorRow.__table__  # type: ignore[attr-defined]
 _WRITER_T = WriterRow.__table__  # type: ignore[attr-defined]
 _ASSERTION_T = UsedAssertionRow.__table__  # type: ignore[attr-defined]
 _POLICY_T = GrantPolicyRow.__table__  # type: ignore[attr-defined]
+_SHARE_T = KeyShareRow.__table__  # type: ignore[attr-defined]
 
 _SELECT_HEAD = select(_HEAD_T.c.patient, _HEAD_T.c.version_id, _HEAD_T.c.deleted, _HEAD_T.c.last_updated).where(
     _HEAD_T.c.resource_type == bindparam("rt"), _HEAD_T.c.resource_id == bindparam("rid")
 )
-# A version and the data key wrapped for ``recipient``: outer for reads (a deletion has no key), inner for search.
+# A version and the data key wrapped for ``recipient`` as its patient: outer for reads (a deletion has no key),
+# inner for search. A ``wrapped_key`` row for anyone else opens nothing (grantees' keys are shares, below).
 _KEY_FOR_RECIPIENT = and_(
     _KEY_T.c.resource_type == _VERSION_T.c.resource_type,
     _KEY_T.c.resource_id == _VERSION_T.c.resource_id,
     _KEY_T.c.version_id == _VERSION_T.c.version_id,
     _KEY_T.c.recipient == bindparam("recipient"),
+    _VERSION_T.c.patient == bindparam("recipient"),
 )
 _KEY_JOIN = _VERSION_T.outerjoin(_KEY_T, _KEY_FOR_RECIPIENT)
-_SEARCH_JOIN = _VERSION_T.join(_KEY_T, _KEY_FOR_RECIPIENT).join(
-    _HEAD_T,
-    and_(
-        _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
-        _HEAD_T.c.resource_id == _VERSION_T.c.resource_id,
-        _HEAD_T.c.version_id == _VERSION_T.c.version_id,
-    ),
+_HEAD_OF_VERSION = and_(
+    _HEAD_T.c.resource_type == _VERSION_T.c.resource_type,
+    _HEAD_T.c.resource_id == _VERSION_T.c.resource_id,
+    _HEAD_T.c.version_id == _VERSION_T.c.version_id,
 )
+_SEARCH_JOIN = _VERSION_T.join(_KEY_T, _KEY_FOR_RECIPIENT).join(_HEAD_T, _HEAD_OF_VERSION)
 _VERSION_COLUMNS = (
     _VERSION_T.c.resource_type,
     _VERSION_T.c.resource_id,
@@ -181,6 +203,67 @@ _SELECT_VERSION = (
         _VERSION_T.c.version_id == bindparam("vid"),
     )
 )
+_SELECT_SHARES = (
+    select(_SHARE_T.c.grant_id, _SHARE_T.c.recipient, _SHARE_T.c.ephemeral_public, _SHARE_T.c.wrapped)
+    .where(
+        _SHARE_T.c.resource_type == bindparam("rt"),
+        _SHARE_T.c.resource_id == bindparam("rid"),
+        _SHARE_T.c.version_id == bindparam("vid"),
+        _SHARE_T.c.recipient == bindparam("recipient"),
+    )
+    .order_by(_SHARE_T.c.grant_id)
+)
+
+
+def _keyed(versions: Any, grants: Sequence[bytes]) -> tuple[Any, tuple[Any, ...], Any]:
+    """``versions`` joined to the key ``recipient`` may use for each: its own, or a share under one of ``grants``.
+
+    Returns (join, the columns of _VERSION_COLUMNS plus the share's grant id, a clause true where there is a key).
+    At most one share per version is taken (that of the lowest grant id): two grants sharing one version must
+    neither repeat it in a page nor count it twice.
+    """
+    chosen = (
+        select(
+            _SHARE_T.c.resource_type,
+            _SHARE_T.c.resource_id,
+            _SHARE_T.c.version_id,
+            func.min(_SHARE_T.c.grant_id).label("grant_id"),
+        )
+        .where(_SHARE_T.c.recipient == bindparam("recipient"), _SHARE_T.c.grant_id.in_([g.hex() for g in grants]))
+        .group_by(_SHARE_T.c.resource_type, _SHARE_T.c.resource_id, _SHARE_T.c.version_id)
+        .subquery("chosen")
+    )
+    join = (
+        versions.outerjoin(_KEY_T, _KEY_FOR_RECIPIENT)
+        .outerjoin(
+            chosen,
+            and_(
+                chosen.c.resource_type == _VERSION_T.c.resource_type,
+                chosen.c.resource_id == _VERSION_T.c.resource_id,
+                chosen.c.version_id == _VERSION_T.c.version_id,
+            ),
+        )
+        .outerjoin(
+            _SHARE_T,
+            and_(
+                _SHARE_T.c.resource_type == chosen.c.resource_type,
+                _SHARE_T.c.resource_id == chosen.c.resource_id,
+                _SHARE_T.c.version_id == chosen.c.version_id,
+                _SHARE_T.c.grant_id == chosen.c.grant_id,
+            ),
+        )
+    )
+    own = _KEY_T.c.recipient.is_not(None)
+    columns = (
+        *_VERSION_COLUMNS[:-3],
+        func.coalesce(_KEY_T.c.recipient, _SHARE_T.c.recipient),
+        func.coalesce(_KEY_T.c.ephemeral_public, _SHARE_T.c.ephemeral_public),
+        func.coalesce(_KEY_T.c.wrapped, _SHARE_T.c.wrapped),
+        case((own, None), else_=_SHARE_T.c.grant_id),
+    )
+    return join, columns, or_(own, _SHARE_T.c.grant_id.is_not(None))
+
+
 _SELECT_ACTOR = select(
     _ACTOR_T.c.address,
     _ACTOR_T.c.role,
@@ -218,6 +301,7 @@ class VersionRecord:
     last_updated: datetime
     sealed: SealedResource | None  # None for a deletion
     key: WrappedKey | None = None  # the key wrapped for whoever asked, if any
+    grant_id: bytes | None = None  # the grant ``key`` was shared under; None for the patient's own key
 
     @property
     def deleted(self) -> bool:
@@ -233,14 +317,23 @@ def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class SharedKey:
+    """A data key re-wrapped for a grantee, and the grant it was shared under."""
+
+    grant_id: bytes
+    key: WrappedKey
+
+
 def _record(row: Any) -> VersionRecord:
-    """A VersionRecord from a row of _VERSION_COLUMNS."""
-    (rtype, rid, vid, patient, method, at, nonce, ciphertext, recipient, epk, wrapped) = tuple(row)
+    """A VersionRecord from a row of _VERSION_COLUMNS, or of _keyed's columns (which add the share's grant id)."""
+    (rtype, rid, vid, patient, method, at, nonce, ciphertext, recipient, epk, wrapped, *share) = tuple(row)
     sealed = None
     if ciphertext is not None and nonce is not None:
         sealed = SealedResource(SealContext(rtype, rid, str(vid), patient), nonce, ciphertext)
     key = WrappedKey(recipient, epk, wrapped) if recipient is not None else None
-    return VersionRecord(rtype, rid, vid, patient, method, _aware(at), sealed, key)
+    grant_id = bytes.fromhex(share[0]) if share and share[0] is not None else None
+    return VersionRecord(rtype, rid, vid, patient, method, _aware(at), sealed, key, grant_id)
 
 
 class StoreSession:
@@ -366,8 +459,13 @@ class StoreSession:
         since: datetime | None = None,
         offset: int = 0,
         count: int = 20,
+        grants: Sequence[bytes] = (),
     ) -> tuple[int, list[VersionRecord]]:
-        """Versions newest first, within the given patients' compartments."""
+        """Versions newest first, within the given patients' compartments.
+
+        Each comes with the key ``recipient`` may use for it, if any: its own as the patient, or one shared under
+        one of ``grants``.
+        """
         where: list[Any] = [_VERSION_T.c.patient.in_(list(patients))]
         if resource_type is not None:
             where.append(_VERSION_T.c.resource_type == resource_type)
@@ -376,9 +474,13 @@ class StoreSession:
         if since is not None:
             where.append(_VERSION_T.c.last_updated >= _naive(since))
         total = self._c.execute(select(func.count()).select_from(_VERSION_T).where(*where)).scalar_one()
+        join: Any = _KEY_JOIN
+        columns: tuple[Any, ...] = _VERSION_COLUMNS
+        if grants:
+            join, columns, _ = _keyed(_VERSION_T, grants)
         stmt = (
-            select(*_VERSION_COLUMNS)
-            .select_from(_KEY_JOIN)
+            select(*columns)
+            .select_from(join)
             .where(*where)
             # The id columns break ties between resources written at the same instant: paging needs a total order.
             .order_by(
@@ -404,11 +506,13 @@ class StoreSession:
         newest_first: bool = False,
         offset: int = 0,
         count: int = 20,
+        grants: Sequence[bytes] = (),
     ) -> tuple[int, list[VersionRecord]]:
         """Current, non-deleted versions of a type in the given compartments that ``recipient`` holds a key for.
 
-        Oldest first by default. Only versions with a data key wrapped for the caller count: a grantee sees the
-        resources the patient's client shared with it, and the total counts only those.
+        Oldest first by default. Only versions with a key the caller may use count: its own as the patient, or one
+        shared under one of ``grants``; a grantee sees the resources the patient's client shared with it under
+        those grants, and the total counts only those.
         """
         where: list[Any] = [
             _HEAD_T.c.resource_type == resource_type,
@@ -418,77 +522,77 @@ class StoreSession:
         if ids:
             where.append(_HEAD_T.c.resource_id.in_(list(ids)))
         where.extend(_bound_clause(bound) for bound in bounds)
+        join: Any = _SEARCH_JOIN
+        columns: tuple[Any, ...] = _VERSION_COLUMNS
+        if grants:
+            join, columns, keyed = _keyed(_VERSION_T.join(_HEAD_T, _HEAD_OF_VERSION), grants)
+            where.append(keyed)
         params = {"recipient": recipient}
-        total = self._c.execute(select(func.count()).select_from(_SEARCH_JOIN).where(*where), params).scalar_one()
+        total = self._c.execute(select(func.count()).select_from(join).where(*where), params).scalar_one()
         if count == 0:
             return int(total), []
         order = (
             _HEAD_T.c.last_updated.desc() if newest_first else _HEAD_T.c.last_updated.asc(),
             _HEAD_T.c.resource_id.asc(),
         )
-        stmt = (
-            select(*_VERSION_COLUMNS)
-            .select_from(_SEARCH_JOIN)
-            .where(*where)
-            .order_by(*order)
-            .offset(offset)
-            .limit(count)
-        )
+        stmt = select(*columns).select_from(join).where(*where).order_by(*order).offset(offset).limit(count)
         rows = self._c.execute(stmt, params)
         return int(total), [_record(r) for r in rows]
 
-    # -- wrapped keys, grants, erasure -------------------------------------------------------------
-    def add_keys(self, resource_type: str, resource_id: str, version_id: int, keys: Iterable[WrappedKey]) -> None:
-        """Add wrapped keys to an existing version (a grant's re-wrap); a key already there is replaced."""
-        for key in keys:
-            where = (
-                (_KEY_T.c.resource_type == resource_type)
-                & (_KEY_T.c.resource_id == resource_id)
-                & (_KEY_T.c.version_id == version_id)
-                & (_KEY_T.c.recipient == key.recipient)
+    # -- key shares, grants, erasure ------------------------------------------------------------
+    def add_share(
+        self, grant_id: bytes, resource_type: str, resource_id: str, version_id: int, key: WrappedKey
+    ) -> None:
+        """Store a data key the patient's client re-wrapped under a grant; one already there is replaced."""
+        ids = {"resource_type": resource_type, "resource_id": resource_id, "version_id": version_id}
+        self._c.execute(
+            _SHARE_T.delete().where(
+                _SHARE_T.c.resource_type == resource_type,
+                _SHARE_T.c.resource_id == resource_id,
+                _SHARE_T.c.version_id == version_id,
+                _SHARE_T.c.grant_id == grant_id.hex(),
             )
-            self._c.execute(_KEY_T.delete().where(where))
-            self._c.execute(
-                insert(_KEY_T),
-                {
-                    "resource_type": resource_type,
-                    "resource_id": resource_id,
-                    "version_id": version_id,
-                    "recipient": key.recipient,
-                    "ephemeral_public": key.ephemeral_public,
-                    "wrapped": key.wrapped,
-                },
-            )
+        )
+        self._c.execute(
+            insert(_SHARE_T),
+            {
+                **ids,
+                "grant_id": grant_id.hex(),
+                "recipient": key.recipient,
+                "ephemeral_public": key.ephemeral_public,
+                "wrapped": key.wrapped,
+            },
+        )
 
-    def delete_keys_for(self, patient: str, recipient: str) -> int:
-        """Delete every data key wrapped for ``recipient`` in ``patient``'s compartment (on revocation)."""
-        versions = select(_VERSION_T.c.resource_type, _VERSION_T.c.resource_id, _VERSION_T.c.version_id).where(
-            _VERSION_T.c.patient == patient
+    def shares(self, resource_type: str, resource_id: str, version_id: int, recipient: str) -> list[SharedKey]:
+        """The keys of a version shared with ``recipient``, under whichever grants, by grant id."""
+        rows = self._c.execute(
+            _SELECT_SHARES, {"rt": resource_type, "rid": resource_id, "vid": version_id, "recipient": recipient}
         )
-        result = self._c.execute(
-            _KEY_T.delete().where(
-                _KEY_T.c.recipient == recipient,
-                tuple_(_KEY_T.c.resource_type, _KEY_T.c.resource_id, _KEY_T.c.version_id).in_(versions),
-            )
-        )
+        return [
+            SharedKey(bytes.fromhex(r.grant_id), WrappedKey(r.recipient, r.ephemeral_public, r.wrapped)) for r in rows
+        ]
+
+    def has_shares(self, grant_ids: Sequence[bytes]) -> bool:
+        """Whether any key is still shared under one of these grants (a read, where a delete would take a lock)."""
+        if not grant_ids:
+            return False
+        found = select(_SHARE_T.c.grant_id).where(_SHARE_T.c.grant_id.in_([g.hex() for g in grant_ids])).limit(1)
+        return self._c.execute(found).first() is not None
+
+    def delete_shares(self, grant_ids: Sequence[bytes]) -> int:
+        """Delete every key shared under these grants, and no other (on revocation, or found expired)."""
+        if not grant_ids:
+            return 0
+        result = self._c.execute(_SHARE_T.delete().where(_SHARE_T.c.grant_id.in_([g.hex() for g in grant_ids])))
         return int(result.rowcount)
-
-    def has_key(self, resource_type: str, resource_id: str, version_id: int, recipient: str) -> bool:
-        row = self._c.execute(
-            select(_KEY_T.c.recipient).where(
-                _KEY_T.c.resource_type == resource_type,
-                _KEY_T.c.resource_id == resource_id,
-                _KEY_T.c.version_id == version_id,
-                _KEY_T.c.recipient == recipient,
-            )
-        ).first()
-        return row is not None
 
     def erase(self, resource_type: str, resource_id: str) -> int:
         """Crypto-shred every version: delete all wrapped keys and ciphertext; returns versions shredded."""
-        self._c.execute(
-            _KEY_T.delete().where(_KEY_T.c.resource_type == resource_type, _KEY_T.c.resource_id == resource_id)
-        )
+        for table in (_KEY_T, _SHARE_T):
+            self._c.execute(
+                table.delete().where(table.c.resource_type == resource_type, table.c.resource_id == resource_id)
+            )
         result = self._c.execute(
             sa_update(_VERSION_T)
             .where(_VERSION_T.c.resource_type == resource_type, _VERSION_T.c.resource_id == resource_id)
@@ -580,6 +684,33 @@ def _bound_clause(bound: TimeBound) -> Any:
     raise ValueError(f"unknown time bound {bound.op!r}")
 
 
+def _has_table(engine: Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return inspect(conn).has_table(name)
+
+
+def _drop_unattributed_shares(engine: Engine) -> None:
+    """Delete grantees' keys kept in ``wrapped_key`` by a vault from before ``key_share``.
+
+    Those rows do not say which grant they were shared under, so no read check can tie them to an active grant
+    that covers them: they are deleted, not guessed at (a guess by type would reopen what an ended grant covered).
+    Grantees of such a vault read nothing until the patient's client shares again under each active grant
+    (:meth:`ehr.client.VaultClient.share_under`). Idempotent: processes starting together may all run it.
+    """
+    owner = (
+        select(_VERSION_T.c.patient)
+        .where(
+            _VERSION_T.c.resource_type == _KEY_T.c.resource_type,
+            _VERSION_T.c.resource_id == _KEY_T.c.resource_id,
+            _VERSION_T.c.version_id == _KEY_T.c.version_id,
+        )
+        .correlate(_KEY_T)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        conn.execute(_KEY_T.delete().where(_KEY_T.c.recipient != owner))
+
+
 class Store:
     """A database holding sealed versions; build with a SQLAlchemy URL."""
 
@@ -587,7 +718,10 @@ class Store:
         self.url = url
         # 40: uvicorn's worker threads, each keeping its own SQLite connection.
         self.engine: Engine = create_database_engine(url, sqlite_pool_size=40, echo=echo)
+        unattributed = _has_table(self.engine, _KEY_T.name) and not _has_table(self.engine, _SHARE_T.name)
         create_tables(self.engine, SQLModel.metadata)
+        if unattributed:
+            _drop_unattributed_shares(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[StoreSession]:
