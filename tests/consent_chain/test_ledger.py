@@ -32,6 +32,7 @@ from consent_chain.state_tree import GrantTree, verify_path
 from ehr.identity import ActorKeys, Role
 from tests.consent_chain.conftest import EvmChain
 from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database
+from zk.poseidon import BN254_R
 
 DOMAIN = Domain(chain_id=31337)  # the SQL ledger's; an EVM ledger's is its chain's and contract's
 CAT = read_catalogue()
@@ -196,6 +197,23 @@ def test_grant_refusals(
         ledger.append([entry])
     assert refused.value.reason == reason
     assert ledger.size() == size
+
+
+@pytest.mark.parametrize("commitment", [0, BN254_R, BN254_R + 1, 2**256 - 1])
+def test_a_commitment_the_grant_tree_cannot_hold_is_refused(
+    ledger: Ledger, signer: Signer, alice: ActorKeys, commitment: int
+) -> None:
+    """A patient-signed grant whose commitment is no leaf (0, or not below r) would stop every later sync of the
+    grant tree, so every checkpoint and every proof of consent: it is refused, and the ledger goes on."""
+    message = GrantMessage(bytes(range(32)), commitment, 0, int(T0.timestamp()))
+    entry = GrantEntry(
+        message.grant_id, alice.address, commitment, 0, message.issued_at, sign(alice, ledger.domain, message)
+    )
+    with pytest.raises(AppendRefused, match=r"not a non-zero field element \(0 < c < r\)") as refused:
+        ledger.append([entry])
+    assert refused.value.reason == "bad-commitment"
+    assert verify_checkpoint(ledger.checkpoint(), signer.verifier).size == 3
+    assert ledger.known_roots(300)[1] == {GrantTree().root: None}
 
 
 def test_a_replayed_grant_entry_is_refused(ledger: Ledger, alice: ActorKeys, doctor: ActorKeys) -> None:
