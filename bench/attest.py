@@ -130,7 +130,7 @@ def measure_attest(log: Log, plan: AttestPlan | None = None) -> AttestResults:
         out.entries = len(raw)
         for _ in range(plan.runs):
             cpu, wall = time.process_time(), time.perf_counter()
-            findings = audit_attestations(raw, keys.prepared, window=plan.window)
+            findings = audit_attestations(raw, keys.prepared, window=plan.window, domain=domain)
             out.audit_cpu_s.append(time.process_time() - cpu)
             out.audit_wall_s.append(time.perf_counter() - wall)
             if len(findings) != plan.attestations or not all(f.ok for f in findings):
