@@ -12,7 +12,8 @@ For every ATTEST entry, in log order, an auditor checks:
 3. ``t`` lies within the window of the entry's time, and the Groth16 proof verifies against the consent
    circuit's verifying key (:func:`zk.attestation.check_attestation`; the auditor holds no ciphertext, so the
    request hash is taken as the service checked it);
-4. the entry's time does not go back (the ledger's rule).
+4. the entry's time does not go back (the ledger's rule), and no earlier ATTEST entry has its request hash: the
+   service scores a request once, so a second entry for one request is a replayed attestation.
 
 That each entry is included in a signed checkpoint is :func:`consent_chain.audit.audit_ledger`'s job; run both
 over the same entries (``pchr audit attestations`` does). Pure: entries in, findings out.
@@ -58,6 +59,7 @@ def audit_attestations(
     whose EIP-712 domain is ``domain``."""
     history = RootHistory()
     rules = RuleReplay(domain=domain)
+    first_of: dict[int, int] = {}  # request hash -> the first ATTEST entry with it
     findings: list[AttestationFinding] = []
     for index, data in enumerate(raw_entries):
         try:
@@ -68,8 +70,15 @@ def audit_attestations(
         violation = rules.check(index, entry)
         if isinstance(entry, AttestEntry):
             finding = _check(index, entry, history, prepared, window)
+            first = first_of.setdefault(entry.request_hash, index)
             if finding.ok and violation is not None:
                 finding = replace(finding, problem=str(violation))
+            elif finding.ok and first != index:
+                finding = replace(
+                    finding,
+                    problem=f"entry {first} already attests this request (request hash {entry.request_hash:064x}): "
+                    "a replayed attestation",
+                )
             findings.append(finding)
         if violation is not None and violation.refused:
             history.skip()  # the ledger would have refused it: no event of the grant tree

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consent_chain.attest_audit import audit_attestations
+from consent_chain.attest_audit import AttestationFinding, audit_attestations
 from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.catalogue import read_catalogue
 from consent_chain.eip712 import Domain, GrantMessage, sign
@@ -75,17 +75,26 @@ def _attest_entry(ledger: Ledger, pk: groth16.ProvingKey, grant: Grant, leaf: in
     return AttestEntry(a.statement.request_hash, model_field(MODEL), a.statement.root, a.to_bytes())
 
 
+def _granted(ledger: Ledger, alice: ActorKeys, doctor: ActorKeys) -> tuple[Grant, int]:
+    """Alice's scoring grant for the doctor, signed and appended; with its leaf."""
+    grant = _scoring_grant(alice, doctor, 1)
+    message = GrantMessage(grant.grant_id, grant.commitment(), 0, NOW)
+    signed = GrantEntry(grant.grant_id, alice.address, grant.commitment(), 0, NOW, sign(alice, ledger.domain, message))
+    (granted,) = ledger.append([signed])
+    assert granted.leaf_index is not None
+    return grant, granted.leaf_index
+
+
+def _audit(ledger: Ledger, keys: groth16.ProvingKey) -> list[AttestationFinding]:
+    raw = ledger.backend.entry_bytes(0, ledger.size())
+    return audit_attestations(raw, groth16.prepare(keys.vk), window=WINDOW, domain=ledger.domain)
+
+
 def test_an_attestation_under_a_grant_the_patient_never_signed_does_not_verify(
     ledger: Ledger, keys: groth16.ProvingKey, alice: ActorKeys, doctor: ActorKeys
 ) -> None:
-    honest = _scoring_grant(alice, doctor, 1)
-    message = GrantMessage(honest.grant_id, honest.commitment(), 0, NOW)
-    signed = GrantEntry(
-        honest.grant_id, alice.address, honest.commitment(), 0, NOW, sign(alice, ledger.domain, message)
-    )
-    (granted,) = ledger.append([signed])
-    assert granted.leaf_index is not None
-    ledger.append([_attest_entry(ledger, keys, honest, granted.leaf_index, 1)])
+    honest, leaf = _granted(ledger, alice, doctor)
+    ledger.append([_attest_entry(ledger, keys, honest, leaf, 1)])
 
     # The operator writes a scoring grant Alice never signed into its own database, past the rules, and a colluding
     # clinician proves consent under it: the proof is sound against the root the operator's tree then has.
@@ -96,8 +105,29 @@ def test_an_attestation_under_a_grant_the_patient_never_signed_does_not_verify(
     assert written.leaf_index is not None
     ledger.append([_attest_entry(ledger, keys, invented, written.leaf_index, 2)])
 
-    raw = ledger.backend.entry_bytes(0, ledger.size())
-    findings = audit_attestations(raw, groth16.prepare(keys.vk), window=WINDOW, domain=ledger.domain)
+    findings = _audit(ledger, keys)
     assert [(f.index, f.ok) for f in findings] == [(3, True), (5, False)]
     assert findings[1].problem == "unknown grant root: the root is not one of the ledger's grant roots"
     assert findings[1].grantee == doctor.address  # the ledger audit names the forged GRANT itself
+
+
+def test_a_second_attest_entry_for_one_request_is_a_replayed_attestation(
+    ledger: Ledger, keys: groth16.ProvingKey, alice: ActorKeys, doctor: ActorKeys
+) -> None:
+    """The service scores a request once; an ATTEST entry for a request already attested is named, though its proof
+    verifies (an operator, or a race between two copies of one request, put it there)."""
+    grant, leaf = _granted(ledger, alice, doctor)
+    entry = _attest_entry(ledger, keys, grant, leaf, 1)
+    ledger.append([entry])
+    ledger.append([entry])  # the ledger's rules do not know requests: the service asks it first (attestation_entry)
+    # And once more, stamped before the entries ahead of it, as only an operator writing its own storage could.
+    ledger.backend.append([entry], lambda view, e: dataclasses.replace(e, time=NOW - 60))
+    findings = _audit(ledger, keys)
+    assert [(f.index, f.ok) for f in findings] == [(3, True), (4, False), (5, False)]
+    assert findings[1].problem == (
+        f"entry 3 already attests this request (request hash {entry.request_hash:064x}): a replayed attestation"
+    )
+    assert findings[2].problem == (
+        f"entry 5 (ATTEST): time-went-back: stamped {NOW - 60}, before entry 4's {NOW}: the ledger's time never goes "
+        "back"
+    )

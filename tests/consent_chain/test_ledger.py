@@ -267,6 +267,36 @@ def test_timestamps_never_go_back(ledger: Ledger, clock: Clock, alice: ActorKeys
     assert appended.entry.time == int(T0.timestamp())
 
 
+def test_attest_entries_are_found_by_request_hash(ledger: Ledger) -> None:
+    """The model service scores a request once: it asks the ledger whether the request hash is attested already."""
+    assert ledger.attestation_entry(7) is None
+    first = AttestEntry(request_hash=7, model_id=11, grant_root=13, proof=bytes(8))
+    ledger.append([first, AttestEntry(request_hash=2**256 - 1, model_id=11, grant_root=13, proof=b"")])
+    ledger.append([dataclasses.replace(first, proof=bytes(9))])  # the ledger's rules do not refuse a second one
+    assert [ledger.attestation_entry(h) for h in (7, 2**256 - 1, 8)] == [3, 4, None]
+
+
+def test_a_ledger_from_before_the_request_hash_index_is_indexed_when_opened(
+    tmp_path: Path, signer: Signer, clock: Clock
+) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    backend = SqlLedgerBackend(url)
+    Ledger(backend, signer, origin=signer.name, domain=DOMAIN, clock=clock).append(
+        [AttestEntry(request_hash=n, model_id=11, grant_root=13, proof=b"") for n in (5, 6, 5)]
+    )
+    with backend.engine.begin() as conn:  # as pchr kept it before the index
+        conn.execute(text("DROP TABLE ledger_attest"))
+    backend.engine.dispose()
+    reopened = SqlLedgerBackend(url)
+    assert [reopened.attestation_entry(h) for h in (5, 6, 7)] == [0, 1, None]
+    reopened.append([AttestEntry(request_hash=7, model_id=11, grant_root=13, proof=b"")], lambda view, e: e)
+    assert reopened.attestation_entry(7) == 3
+    reopened.engine.dispose()
+    again = SqlLedgerBackend(url)  # opened again: indexed once, not twice
+    assert [again.attestation_entry(h) for h in (5, 6, 7)] == [0, 1, 3]
+    again.engine.dispose()
+
+
 def test_duplicate_key_binding_is_refused(ledger: Ledger, alice: ActorKeys) -> None:
     with pytest.raises(AppendRefused) as refused:
         ledger.append([key_entry(alice)])
