@@ -93,6 +93,8 @@ def run_ledger_audit(
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items()))
     if not report.altered:
         echo(f"every entry is included in the signed root ({counts})")
+    if not report.violations:
+        echo("every entry follows the append rules, replayed: each signature in the pinned domain, keys, nonces, times")
     for index in report.altered:
         echo(f"ALTERED: entry {index} is not what the log committed to")
     for problem in report.problems:

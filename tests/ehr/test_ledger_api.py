@@ -231,6 +231,7 @@ def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path:
         assert run_ledger_audit(url, state, None, echo=lines.append) == 0
         ledger = app.state.consents.ledger
         assert any(line.startswith("pinning the ledger's EIP-712 domain on first use") for line in lines)
+        assert any(line.startswith("every entry follows the append rules, replayed") for line in lines)
         assert Domain.from_json(json.loads(state.read_text())["domain"]) == ledger.domain
 
         # The vault now serves another domain: the auditor keeps the one it pinned (no patient signed in this one).
@@ -250,6 +251,7 @@ def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path:
         "PROBLEM: entry 1 (GRANT): bad-signature: signature is malformed: signature does not recover to any key"
     ]
     assert "audit clean" not in lines
+    assert not any(line.startswith("every entry follows the append rules") for line in lines)
 
 
 def _fresh_patient():
