@@ -89,6 +89,20 @@ class Domain:
             "verifyingContract": to_checksum_address(self.verifying_contract),
         }
 
+    @classmethod
+    def from_json(cls, data: Any) -> Domain:
+        """The domain as :meth:`to_json` writes it (``GET /ledger/domain``); ValueError if it is not one."""
+        if not isinstance(data, dict) or set(data) != {"name", "version", "chainId", "verifyingContract"}:
+            raise ValueError("an EIP-712 domain is {name, version, chainId, verifyingContract}")
+        name, version, chain_id, contract = data["name"], data["version"], data["chainId"], data["verifyingContract"]
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise ValueError("an EIP-712 domain's name and version are strings")
+        if not isinstance(chain_id, int) or isinstance(chain_id, bool) or not 0 <= chain_id < 1 << 256:
+            raise ValueError("an EIP-712 domain's chainId is a uint256")
+        if not isinstance(contract, str):
+            raise ValueError("an EIP-712 domain's verifyingContract is an address")
+        return cls(name, version, chain_id, normalize_address(contract))
+
 
 def _check_uint(name: str, value: int, bits: int) -> None:
     if not 0 <= value < 1 << bits:

@@ -124,6 +124,7 @@ class AppendRefused(LedgerError):
         "not-your-grant",  # a revocation signed by someone other than the grant's patient
         "already-revoked",
         "stale",  # issuedAt too far from the ledger's clock
+        "bad-commitment",  # a grant commitment that is 0 or not below the BN254 scalar field's order r
         "conflict",  # a concurrent append won the race; retry
     )
 

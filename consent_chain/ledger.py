@@ -62,6 +62,10 @@ class LedgerBackend(Protocol):
 
     def next_nonce(self, patient: str) -> int: ...
 
+    def attestation_entry(self, request_hash: int) -> int | None:
+        """The index of the first ATTEST entry with this request hash, None if there is none."""
+        ...
+
     def sync(self) -> tuple[int, int]:
         """Bring the grant tree up to the log's current size, atomically; returns (size, grant root).
 
@@ -147,6 +151,10 @@ class Ledger:
 
     def next_nonce(self, patient: str) -> int:
         return self.backend.next_nonce(patient)
+
+    def attestation_entry(self, request_hash: int) -> int | None:
+        """Where the log already attests a request with this hash (the model service scores a request once)."""
+        return self.backend.attestation_entry(request_hash)
 
     def grant_root(self) -> int:
         """The grant root of the whole log as it is now."""

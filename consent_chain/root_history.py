@@ -84,6 +84,11 @@ class RootHistory:
                 if revocation:
                     self._last_revocation = len(self._changes) - 1
 
+    def skip(self) -> None:
+        """Consume the next entry of the log as no event at all: one the append rules refuse (an auditor's replay,
+        :mod:`consent_chain.replay`), which the ledger would never have appended."""
+        self._size += 1
+
     def retired(self) -> frozenset[int]:
         """Roots whose latest standing is from before the latest revocation: stale whatever their age."""
         latest: dict[int, int] = {change.root: position for position, change in enumerate(self._changes)}

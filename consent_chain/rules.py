@@ -4,9 +4,10 @@ Every backend (SQL, EVM) runs exactly these checks inside its own transaction, a
 transaction sees, so two racing appends cannot both pass:
 
 - KEY: one key binding per actor; the binding signature must recover to the actor (EIP-191).
-- GRANT: the EIP-712 signature recovers to the entry's patient, who has a KEY entry as a patient; the grant id
-  is new; the nonce is the patient's next one (no replays); ``issuedAt`` is within :data:`MAX_SKEW` of the
-  ledger's clock.
+- GRANT: the EIP-712 signature recovers to the entry's patient; the commitment is a non-zero element of the
+  BN254 scalar field (``0 < c < r``: a grant-tree leaf, where 0 marks an empty one); the patient has a KEY entry
+  as a patient; the grant id is new; the nonce is the patient's next one (no replays); ``issuedAt`` is within
+  :data:`MAX_SKEW` of the ledger's clock.
 - REVOKE: the grant exists and is not revoked; the signature recovers to the grant's own patient; nonce and
   ``issuedAt`` as for a grant.
 - Every entry gets the ledger's time, which never goes back.
@@ -22,6 +23,7 @@ from consent_chain.eip712 import Domain, recover_signer_bytes
 from consent_chain.entries import AttestEntry, Entry, GrantEntry, KeyEntry, RevokeEntry
 from consent_chain.errors import AppendRefused, SignatureError
 from ehr.identity import ActorPublic, BindingError, Role
+from zk.poseidon import BN254_R
 
 __all__ = ["MAX_SKEW", "GrantRecord", "LedgerView", "check_entry", "check_state", "verify_signature"]
 
@@ -94,6 +96,10 @@ def check_state(view: LedgerView, entry: Entry, *, now: int) -> Entry:
         if view.actor_key(entry.actor) is not None:
             raise AppendRefused("duplicate", "this actor already has a key binding on the ledger")
     elif isinstance(entry, GrantEntry):
+        # Checked here, not left to the grant tree: a commitment the tree cannot hold would be on the log for good,
+        # and every later sync of the tree (checkpoints, proofs of consent) would fail on it.
+        if not 0 < entry.commitment < BN254_R:
+            raise AppendRefused("bad-commitment", "the grant's commitment is not a non-zero field element (0 < c < r)")
         key = view.actor_key(entry.patient)
         if key is None or key.role is not Role.PATIENT:
             raise AppendRefused("unregistered", "the grant's patient has no patient key on the ledger")

@@ -51,6 +51,7 @@ _REFUSAL_ERRORS: dict[str, type[Conflict] | type[Forbidden] | type[Unprocessable
     "not-your-grant": Forbidden,
     "already-revoked": Conflict,
     "stale": Unprocessable,
+    "bad-commitment": Unprocessable,
     "conflict": Conflict,
 }
 

@@ -1,4 +1,10 @@
-"""``pchr audit ledger``: audit a vault's consent ledger over HTTP, remembering the last checkpoint seen."""
+"""``pchr audit ledger``: audit a vault's consent ledger over HTTP, remembering the last checkpoint seen.
+
+The state file keeps what the auditor trusts from one run to the next: the operator's checkpoint key, the ledger's
+EIP-712 domain (which patients' grant and revocation signatures are bound to, so the audit re-checks them in it),
+both pinned on first use, and the last checkpoint verified. A vault that later serves another domain is not
+believed: the pinned one stays, and signatures made in any other do not verify.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from consent_chain.audit import audit_ledger
+from consent_chain.eip712 import Domain
 from consent_chain.errors import ForkError, NoteError
 from consent_chain.note import Checkpoint, Verifier
 
@@ -53,9 +60,21 @@ def run_ledger_audit(
         if not (vkey or saved.get("key")):
             echo(f"pinning the operator key on first use: {pinned}")
         verifier = Verifier.from_vkey(pinned)
+        if "domain" in saved:
+            domain = Domain.from_json(saved["domain"])
+        else:
+            try:
+                domain = Domain.from_json(client.get("/ledger/domain").raise_for_status().json())
+            except ValueError as exc:
+                echo(f"BAD DOMAIN: the ledger's EIP-712 domain does not parse: {exc}")
+                return 1
+            echo(
+                f"pinning the ledger's EIP-712 domain on first use: {domain.name!r} version {domain.version}, "
+                f"chain {domain.chain_id}, contract {domain.to_json()['verifyingContract']}"
+            )
         previous = Checkpoint.from_text(saved["checkpoint"]) if "checkpoint" in saved else None
         try:
-            report = audit_ledger(HttpLedgerSource(client), verifier, previous=previous)
+            report = audit_ledger(HttpLedgerSource(client), verifier, domain=domain, previous=previous)
         except ForkError as exc:
             echo(f"FORK: {exc}")
             echo(f"  seen before: size {exc.old.size} root {exc.old.root_hash.hex()}")
@@ -74,13 +93,17 @@ def run_ledger_audit(
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items()))
     if not report.altered:
         echo(f"every entry is included in the signed root ({counts})")
+    if not report.violations:
+        echo("every entry follows the append rules, replayed: each signature in the pinned domain, keys, nonces, times")
     for index in report.altered:
         echo(f"ALTERED: entry {index} is not what the log committed to")
     for problem in report.problems:
         echo(f"PROBLEM: {problem}")
     if report.clean:
         echo(f"the grant tree replayed from the public events gives the signed grant root {str(cp.grant_root)[:20]}…")
-        state.write_text(json.dumps({"key": pinned, "checkpoint": cp.to_text()}, indent=2))
+        state.write_text(
+            json.dumps({**saved, "key": pinned, "domain": domain.to_json(), "checkpoint": cp.to_text()}, indent=2)
+        )
         echo("audit clean")
         return 0
     return 1
@@ -123,7 +146,7 @@ def run_attestation_audit(
     finally:
         if http is None:
             client.close()
-    findings = audit_attestations(raw, prepared, window=window)
+    findings = audit_attestations(raw, prepared, window=window, domain=Domain.from_json(saved["domain"]))
     for f in findings:
         if f.ok:
             echo(

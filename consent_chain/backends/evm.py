@@ -195,6 +195,7 @@ class _Mirror:
         self.keys: dict[str, KeyEntry] = {}
         self.nonces: dict[str, int] = {}
         self.grants: dict[bytes, GrantRecord] = {}
+        self.attestations: dict[int, int] = {}  # request hash -> its first ATTEST entry
         self.last_time = 0
         self.tree = GrantTree()
         self.tree_size = 0  # the log size the grant tree reflects
@@ -235,6 +236,8 @@ class _Mirror:
             record = self.grants[entry.grant_id]
             self.grants[entry.grant_id] = replace(record, revoked=True)
             self.revoked_leaves.append(record.leaf_index)
+        elif isinstance(entry, AttestEntry):
+            self.attestations.setdefault(entry.request_hash, index)
         return Appended(index, entry, leaf_index)
 
     def sync(self) -> int:
@@ -524,6 +527,11 @@ class EvmLedgerBackend:
         with self._lock:
             self._refresh()
             return self._mirror.nonces.get(patient, 0)
+
+    def attestation_entry(self, request_hash: int) -> int | None:
+        with self._lock:
+            self._refresh()
+            return self._mirror.attestations.get(request_hash)
 
     def sync(self) -> tuple[int, int]:
         with self._lock:

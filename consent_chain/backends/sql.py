@@ -11,6 +11,9 @@ The only consent_chain module that imports SQLAlchemy/SQLModel. One append is on
    (keys, nonces, grants) and the grant-tree nodes it changes, and record the grant root after it;
 3. update the head and commit. Any refusal rolls back the whole batch.
 
+ATTEST entries are indexed by request hash (``ledger_attest``), so that the model service refuses a request it
+already scored without reading the log; a database made before that table is indexed once when it is opened.
+
 Subtree hashes of the log never change once written, so they are cached in memory; grant-tree nodes change, so
 they are read afresh inside each locked transaction.
 
@@ -25,12 +28,25 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Integer, bindparam, insert, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
 from consent_chain import merkle
-from consent_chain.entries import Entry, GrantEntry, KeyEntry, RevokeEntry, decode_entry
+from consent_chain.entries import AttestEntry, Entry, EntryType, GrantEntry, KeyEntry, RevokeEntry, decode_entry
 from consent_chain.errors import AppendRefused, LedgerError
 from consent_chain.ledger import Appended
 from consent_chain.rules import GrantRecord, LedgerView
@@ -90,6 +106,14 @@ class LedgerGrantRow(SQLModel, table=True):
     commitment: bytes
 
 
+class LedgerAttestRow(SQLModel, table=True):
+    """The ATTEST entries by request hash (the model service scores a request once)."""
+
+    __tablename__ = "ledger_attest"
+    entry_idx: int = Field(primary_key=True, sa_type=_INDEX, sa_column_kwargs=_NO_SEQUENCE)
+    request_hash: bytes = Field(index=True)  # 32-byte big-endian field element
+
+
 class GrantNodeRow(SQLModel, table=True):
     """Nodes of the Poseidon grant tree (level 0 the leaves, level 10 the root; a node absent is the empty subtree's
     hash)."""
@@ -114,6 +138,7 @@ _NODE = LedgerNodeRow.__table__  # type: ignore[attr-defined]
 _KEY = LedgerKeyRow.__table__  # type: ignore[attr-defined]
 _NONCE = LedgerNonceRow.__table__  # type: ignore[attr-defined]
 _GRANT = LedgerGrantRow.__table__  # type: ignore[attr-defined]
+_ATTEST = LedgerAttestRow.__table__  # type: ignore[attr-defined]
 _GNODE = GrantNodeRow.__table__  # type: ignore[attr-defined]
 _GROOT = GrantRootRow.__table__  # type: ignore[attr-defined]
 _SELECT_HEAD = select(_HEAD.c.size, _HEAD.c.last_time, _HEAD.c.grant_leaves, _HEAD.c.tree_size).where(_HEAD.c.id == 1)
@@ -137,9 +162,10 @@ _SELECT_ACTOR_KEY = (
 _SELECT_NONCE = select(_NONCE.c.next_nonce).where(_NONCE.c.patient == bindparam("patient"))
 _UPDATE_NONCE = update(_NONCE).where(_NONCE.c.patient == bindparam("p")).values(next_nonce=bindparam("n"))
 _SELECT_GRANT = select(_GRANT).where(_GRANT.c.grant_id == bindparam("grant_id"))
+_SELECT_ATTEST = select(func.min(_ATTEST.c.entry_idx)).where(_ATTEST.c.request_hash == bindparam("request_hash"))
 # Pairs per DELETE: 2 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 _DELETE_CHUNK = 4000
-_TABLES = [_HEAD, _ENTRY, _NODE, _KEY, _NONCE, _GRANT, _GNODE, _GROOT]
+_TABLES = [_HEAD, _ENTRY, _NODE, _KEY, _NONCE, _GRANT, _ATTEST, _GNODE, _GROOT]
 
 
 def _fe(value: int) -> bytes:
@@ -270,6 +296,7 @@ class SqlLedgerBackend:
         # SELECT ... FOR UPDATE where the database has row locks; SQLite has none (SQLAlchemy drops the clause),
         # so there a no-op UPDATE of the row takes the database's write lock first.
         self._row_locks = self.engine.dialect.name != "sqlite"
+        attest_index_existed = inspect(self.engine).has_table(_ATTEST.name)
         create_tables(self.engine, SQLModel.metadata, _TABLES)
         # Another process may create the head row first: then this insert fails, and that is fine.
         with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
@@ -285,6 +312,23 @@ class SqlLedgerBackend:
                 )
         self._log_nodes: dict[tuple[int, int], bytes] = {}
         self._keys: dict[str, KeyEntry] = {}  # committed key bindings (immutable)
+        if not attest_index_existed:
+            self._index_attestations()
+
+    def _index_attestations(self) -> None:
+        """Fill ``ledger_attest`` from a log written before it existed (once: under the head's lock, so a process
+        opening the same database at the same time finds it filled, and no append runs meanwhile)."""
+        with self.engine.begin() as conn:
+            self._lock_head(conn)
+            if conn.execute(select(_ATTEST.c.entry_idx).limit(1)).first() is not None:
+                return
+            rows = []
+            for row in conn.execute(select(_ENTRY.c.idx, _ENTRY.c.data).where(_ENTRY.c.kind == EntryType.ATTEST)):
+                entry = decode_entry(bytes(row.data))
+                assert isinstance(entry, AttestEntry)
+                rows.append({"entry_idx": row.idx, "request_hash": _fe(entry.request_hash)})
+            if rows:
+                conn.execute(insert(_ATTEST), rows)
 
     # -- append -----------------------------------------------------------------------------------
     def append(self, entries: Sequence[Entry], check: Callable[[LedgerView, Entry], Entry]) -> list[Appended]:
@@ -296,9 +340,15 @@ class SqlLedgerBackend:
                 new_grants = [e.grant_id for e in entries if isinstance(e, GrantEntry)]
                 if len(new_grants) > 1:
                     view.prefetch_grants(new_grants)
-                rows: dict[str, list[dict[str, Any]]] = {"entry": [], "node": [], "key": [], "grant": []}
+                rows: dict[str, list[dict[str, Any]]] = {"entry": [], "node": [], "key": [], "grant": [], "attest": []}
                 appended = [self._append_one(conn, view, head, created, rows, check(view, e)) for e in entries]
-                for table, name in ((_ENTRY, "entry"), (_NODE, "node"), (_KEY, "key"), (_GRANT, "grant")):
+                for table, name in (
+                    (_ENTRY, "entry"),
+                    (_NODE, "node"),
+                    (_KEY, "key"),
+                    (_GRANT, "grant"),
+                    (_ATTEST, "attest"),
+                ):
                     if rows[name]:
                         conn.execute(insert(table), rows[name])
                 view.write_nonces()
@@ -345,6 +395,8 @@ class SqlLedgerBackend:
         if isinstance(entry, KeyEntry):
             rows["key"].append({"address": entry.actor, "entry_idx": index})
             view.pending_keys[entry.actor] = index
+        elif isinstance(entry, AttestEntry):
+            rows["attest"].append({"entry_idx": index, "request_hash": _fe(entry.request_hash)})
         elif isinstance(entry, GrantEntry | RevokeEntry):
             view.pending_nonces[entry.patient] = view.next_nonce(entry.patient) + 1
             if isinstance(entry, GrantEntry):
@@ -499,6 +551,11 @@ class SqlLedgerBackend:
     def actor_key(self, address: str) -> KeyEntry | None:
         with self._read() as conn:
             return _View(conn, {"last_time": 0}).actor_key(address)
+
+    def attestation_entry(self, request_hash: int) -> int | None:
+        with self._read() as conn:
+            found = conn.execute(_SELECT_ATTEST, {"request_hash": _fe(request_hash)}).scalar()
+            return None if found is None else int(found)
 
     def grant_roots(self) -> list[tuple[int, int]]:
         with self._read() as conn:

@@ -13,9 +13,11 @@
       EIP-55 checksummed address) recovers to the actor; one binding per actor ("bad-signature", "duplicate").
     - GRANT: the patient's EIP-712 signature over Grant(bytes32 grantId,uint256 commitment,uint256 nonce,
       uint64 issuedAt) in the domain {name "pchr consent ledger", version "1", chainId: this chain,
-      verifyingContract: this contract} recovers to the entry's patient (low-s only, EIP-2); the patient has a
+      verifyingContract: this contract} recovers to the entry's patient (low-s only, EIP-2); the commitment is
+      a grant-tree leaf, a non-zero element of the BN254 scalar field (0 < commitment < r); the patient has a
       patient KEY; the grant id is new; issuedAt is within MAX_SKEW of the entry's time; the nonce is the
-      patient's next one, so a signature is used once ("unregistered", "duplicate", "stale", "replay").
+      patient's next one, so a signature is used once ("bad-commitment", "unregistered", "duplicate", "stale",
+      "replay").
     - REVOKE: the same for Revoke(bytes32 grantId,uint256 nonce,uint64 issuedAt), and the grant exists, is
       the signer's own and is not revoked yet ("unknown-grant", "not-your-grant", "already-revoked").
     - ATTEST: recorded as given (an inference receipt; its proof is checked by whoever reads it).
@@ -41,6 +43,7 @@
 MAX_BATCH: constant(uint256) = 4096  # entries a call (a loop bound); a transaction's gas limit binds long before
 MAX_PROOF: constant(uint256) = 2047  # bytes of an ATTEST proof (a Groth16 proof on BN254 is 256)
 MAX_SKEW: constant(uint256) = 600  # seconds, as consent_chain.rules.MAX_SKEW
+BN254_R: constant(uint256) = 21888242871839275222246405745257275088548364400416034343698204186575808495617  # the grant tree's field
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168  # secp256k1 n/2
 ENTRIES_AT: constant(uint256) = 36  # the packed entries follow the selector and the ABI-encoded time
 
@@ -228,6 +231,8 @@ def _grant(at: uint256, separator: bytes32, index: uint256, t: uint64):
     v: uint256 = self._word(at + 190) & LOW_8
     message: bytes32 = keccak256(abi_encode(GRANT_TYPEHASH, grant_id, commitment, nonce, issued_at))
     assert self._recover_canonical(self._digest(separator, message), r, s, v) == patient, "bad-signature"
+    # A leaf the grant tree cannot hold would stop every later sync of it: refused here, as by the rules.
+    assert commitment != 0 and commitment < BN254_R, "bad-commitment"
     account: uint256 = self._accounts[patient]
     assert account & LOW_8 == ROLE_PATIENT, "unregistered"
     assert self._grants[grant_id] == 0, "duplicate"

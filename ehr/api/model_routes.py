@@ -11,13 +11,16 @@ Before any homomorphic work it checks the scoring grant (purpose ``model:<id>``,
 scope covering ``usedMask``) and the zero-knowledge attestation (:mod:`zk.attestation`): made by the caller, for
 this model and mask, naming a grant root the ledger accepts now (:mod:`consent_chain.root_history`), ``t`` within
 the window of the service's clock, the request hash recomputed from the evaluation keys' digest (the session id)
-and the ciphertext, and a Groth16 proof that verifies. A refusal is a 403 naming the reason. Then it evaluates,
+and the ciphertext, and a Groth16 proof that verifies. A refusal is a 403 naming the reason. A request is scored
+once: one whose request hash already has an ATTEST entry on the ledger is refused (409) before anything else is
+checked, or the same attestation could be sent again and again within the window, each time evaluated and
+recorded as another valid-looking ATTEST entry. Then it evaluates,
 appends an ATTEST entry (request hash, model, grant root, and the attestation) to the consent ledger, and returns
 the encrypted margin, base64, which only the caller's secret key opens, with the entry's index.
 
-Errors are FHIR ``OperationOutcome``s: 400 for a body or a ciphertext that
-does not parse or fit the evaluation parameters, 403 as above, 404 for an unknown model, 409 for a session that is
-not open (register the keys again), 413 for a body over the limit, 422 for a mask that does not fit the model.
+Errors are FHIR ``OperationOutcome``s: 400 for a body or a ciphertext that does not parse or fit the evaluation
+parameters, 403 as above, 404 for an unknown model, 409 for a session that is not open (register the keys again)
+or a request already scored, 413 for a body over the limit, 422 for a mask that does not fit the model.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from consent_chain.entries import AttestEntry
 from consent_chain.errors import AppendRefused
+from consent_chain.ledger import Ledger
 from ehr.api.deps import ConsentsDep, CurrentPrincipal, SettingsDep, read_body
 from ehr.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 from ehr.fhir import parse_json
@@ -165,6 +169,9 @@ async def score(
     except ModelError as exc:
         raise Unprocessable(str(exc)) from exc
     s = attestation.statement
+    # Checked again: two copies of one request sent at once both passed the check above, and the evaluation takes
+    # seconds. This narrows the race to the append; a copy that still slips through, the attestations audit names.
+    await run_in_threadpool(_not_scored_yet, consents.ledger, s.request_hash)
     entry = AttestEntry(s.request_hash, model_field(served.model_id), s.root, attestation.to_bytes())
     try:
         (appended,) = await run_in_threadpool(consents.ledger.append, [entry])
@@ -195,6 +202,7 @@ def _checked_attestation(
         attestation = Attestation.from_bytes(proof)
     except AttestationRefused as exc:
         raise InvalidRequest(f"the attestation does not parse: {exc}") from exc
+    _not_scored_yet(request.app.state.consents.ledger, attestation.statement.request_hash)
     if attestation.grantee != principal.address:
         raise Forbidden("the attestation was made for another grantee")
     if attestation.model_id != served.model_id or attestation.statement.used_mask != used_mask:
@@ -217,3 +225,10 @@ def _checked_attestation(
             raise InvalidRequest(str(exc)) from exc
         raise Forbidden(f"the proof of consent is refused: {exc}") from exc
     return attestation
+
+
+def _not_scored_yet(ledger: Ledger, request_hash: int) -> None:
+    """409 if the ledger already holds an ATTEST entry for this request: a request is scored once."""
+    scored = ledger.attestation_entry(request_hash)
+    if scored is not None:
+        raise Conflict(f"this request was already scored (ATTEST entry {scored}): a request is scored once")

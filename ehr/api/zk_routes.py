@@ -63,7 +63,7 @@ async def attestations(keys: ConsentKeysDep, ledger: LedgerDep, settings: Settin
                 "verified": f.ok,
                 "problem": f.problem,
             }
-            for f in audit_attestations(raw, keys.prepared, window=settings.attest_window)
+            for f in audit_attestations(raw, keys.prepared, window=settings.attest_window, domain=ledger.domain)
         ]
 
     found = await run_in_threadpool(run)

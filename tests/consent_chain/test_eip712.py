@@ -79,3 +79,26 @@ def test_message_fields_are_checked(bad: dict) -> None:
     fields = {"grant_id": bytes(32), "commitment": 0, "nonce": 0, "issued_at": 0, **bad}
     with pytest.raises(ValueError, match=r"grantId|nonce|issuedAt"):
         GrantMessage(**fields)
+
+
+def test_a_domain_round_trips_through_its_json() -> None:
+    assert Domain.from_json(DOMAIN.to_json()) == DOMAIN
+    assert Domain.from_json(DOMAIN.to_json()).separator() == DOMAIN.separator()
+    default = Domain.from_json(Domain().to_json())
+    assert default.separator() == Domain().separator()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"chainId": "31337"}, "chainId is a uint256"),
+        ({"chainId": True}, "chainId is a uint256"),
+        ({"chainId": -1}, "chainId is a uint256"),
+        ({"name": 7}, "name and version are strings"),
+        ({"verifyingContract": "0x1234"}, "not an address"),
+        ({"salt": "0x00"}, "is {name, version, chainId, verifyingContract}"),
+    ],
+)
+def test_a_malformed_domain_is_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Domain.from_json({**DOMAIN.to_json(), **change})

@@ -37,6 +37,7 @@ from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
 from ehr.identity import ActorKeys, Role, binding_message
 from tests.consent_chain.conftest import EvmChain
+from zk.poseidon import BN254_R
 
 CAT = read_catalogue()
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -139,6 +140,22 @@ def _high_s(b: EvmLedgerBackend, alice: ActorKeys, bob: ActorKeys, doctor: Actor
 def _bad_v(b: EvmLedgerBackend, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
     entry = grant_entry(b, alice, 0)
     return dataclasses.replace(entry, signature=entry.signature[:64] + bytes([29]))
+
+
+def _grant_committing_to(b: EvmLedgerBackend, patient: ActorKeys, commitment: int) -> GrantEntry:
+    """A grant the patient did sign, over a commitment no grant tree can hold."""
+    message = GrantMessage(bytes(range(32)), commitment, 0, NOW)
+    return GrantEntry(message.grant_id, patient.address, commitment, 0, NOW, sign(patient, b.domain, message))
+
+
+@case("commitment not below the field's order", "bad-commitment")
+def _commitment_r(b: EvmLedgerBackend, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    return _grant_committing_to(b, alice, BN254_R)
+
+
+@case("commitment zero", "bad-commitment")
+def _commitment_zero(b: EvmLedgerBackend, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    return _grant_committing_to(b, alice, 0)
 
 
 @case("unregistered patient", "unregistered")

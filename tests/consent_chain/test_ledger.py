@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from consent_chain import merkle
 from consent_chain.audit import audit_ledger
+from consent_chain.backends._evm_codec import LoggedEntry
 from consent_chain.backends.evm import EvmLedgerBackend
 from consent_chain.backends.sql import SqlLedgerBackend
 from consent_chain.catalogue import read_catalogue
@@ -32,10 +33,12 @@ from consent_chain.state_tree import GrantTree, verify_path
 from ehr.identity import ActorKeys, Role
 from tests.consent_chain.conftest import EvmChain
 from tests.storage.databases import DATABASES, NO_POSTGRES, POSTGRES_URL, fresh_postgres_database
+from zk.poseidon import BN254_R
 
 DOMAIN = Domain(chain_id=31337)  # the SQL ledger's; an EVM ledger's is its chain's and contract's
 CAT = read_catalogue()
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+NOW = int(T0.timestamp())
 
 
 class Clock:
@@ -198,6 +201,23 @@ def test_grant_refusals(
     assert ledger.size() == size
 
 
+@pytest.mark.parametrize("commitment", [0, BN254_R, BN254_R + 1, 2**256 - 1])
+def test_a_commitment_the_grant_tree_cannot_hold_is_refused(
+    ledger: Ledger, signer: Signer, alice: ActorKeys, commitment: int
+) -> None:
+    """A patient-signed grant whose commitment is no leaf (0, or not below r) would stop every later sync of the
+    grant tree, so every checkpoint and every proof of consent: it is refused, and the ledger goes on."""
+    message = GrantMessage(bytes(range(32)), commitment, 0, int(T0.timestamp()))
+    entry = GrantEntry(
+        message.grant_id, alice.address, commitment, 0, message.issued_at, sign(alice, ledger.domain, message)
+    )
+    with pytest.raises(AppendRefused, match=r"not a non-zero field element \(0 < c < r\)") as refused:
+        ledger.append([entry])
+    assert refused.value.reason == "bad-commitment"
+    assert verify_checkpoint(ledger.checkpoint(), signer.verifier).size == 3
+    assert ledger.known_roots(300)[1] == {GrantTree().root: None}
+
+
 def test_a_replayed_grant_entry_is_refused(ledger: Ledger, alice: ActorKeys, doctor: ActorKeys) -> None:
     _, entry = signed_grant(ledger, alice, doctor)
     ledger.append([entry])
@@ -247,6 +267,36 @@ def test_timestamps_never_go_back(ledger: Ledger, clock: Clock, alice: ActorKeys
     assert appended.entry.time == int(T0.timestamp())
 
 
+def test_attest_entries_are_found_by_request_hash(ledger: Ledger) -> None:
+    """The model service scores a request once: it asks the ledger whether the request hash is attested already."""
+    assert ledger.attestation_entry(7) is None
+    first = AttestEntry(request_hash=7, model_id=11, grant_root=13, proof=bytes(8))
+    ledger.append([first, AttestEntry(request_hash=2**256 - 1, model_id=11, grant_root=13, proof=b"")])
+    ledger.append([dataclasses.replace(first, proof=bytes(9))])  # the ledger's rules do not refuse a second one
+    assert [ledger.attestation_entry(h) for h in (7, 2**256 - 1, 8)] == [3, 4, None]
+
+
+def test_a_ledger_from_before_the_request_hash_index_is_indexed_when_opened(
+    tmp_path: Path, signer: Signer, clock: Clock
+) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    backend = SqlLedgerBackend(url)
+    Ledger(backend, signer, origin=signer.name, domain=DOMAIN, clock=clock).append(
+        [AttestEntry(request_hash=n, model_id=11, grant_root=13, proof=b"") for n in (5, 6, 5)]
+    )
+    with backend.engine.begin() as conn:  # as pchr kept it before the index
+        conn.execute(text("DROP TABLE ledger_attest"))
+    backend.engine.dispose()
+    reopened = SqlLedgerBackend(url)
+    assert [reopened.attestation_entry(h) for h in (5, 6, 7)] == [0, 1, None]
+    reopened.append([AttestEntry(request_hash=7, model_id=11, grant_root=13, proof=b"")], lambda view, e: e)
+    assert reopened.attestation_entry(7) == 3
+    reopened.engine.dispose()
+    again = SqlLedgerBackend(url)  # opened again: indexed once, not twice
+    assert [again.attestation_entry(h) for h in (5, 6, 7)] == [0, 1, 3]
+    again.engine.dispose()
+
+
 def test_duplicate_key_binding_is_refused(ledger: Ledger, alice: ActorKeys) -> None:
     with pytest.raises(AppendRefused) as refused:
         ledger.append([key_entry(alice)])
@@ -289,15 +339,110 @@ def test_the_audit_is_clean_then_names_an_altered_entry(
 ) -> None:
     for _ in range(4):
         ledger.append([signed_grant(ledger, alice, doctor)[1]])
-    first = audit_ledger(_Source(ledger), signer.verifier)
+    first = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain)
     assert first.clean
     assert first.counts == {"KEY": 3, "GRANT": 4}
     # Someone with access to the server's storage edits entry 5 (a commitment) behind the ledger's back.
     (data,) = ledger.backend.entry_bytes(5, 6)
     tamper(ledger.backend, 5, data[:60] + bytes([data[60] ^ 1]) + data[61:])
-    second = audit_ledger(_Source(ledger), signer.verifier, previous=first.checkpoint)
+    second = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain, previous=first.checkpoint)
     assert second.altered == [5]
     assert not second.clean
+    # The altered commitment is no longer what Alice signed, so the replayed rules name the entry too; without it,
+    # Alice's next grant does not have her next nonce.
+    assert [(v.index, v.rule) for v in second.violations] == [(5, "bad-signature"), (6, "replay")]
+
+
+# An operator that writes its own storage past the rules (forge below): each case makes one entry the rules refuse,
+# or stamps one as they never would, and the audit must name it (its index and the rule) although the log is
+# consistent and every checkpoint is honestly signed over it.
+ForgeCase = Callable[[Ledger, ActorKeys, ActorKeys, ActorKeys], Entry]
+
+
+def _junk_signature(ledger: Ledger, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    _, entry = signed_grant(ledger, alice, doctor, nonce=1)
+    return dataclasses.replace(entry, signature=b"\x11" * 64 + b"\x1b", time=NOW)
+
+
+def _revoked_by_another_patient(ledger: Ledger, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    (grant,) = [e for e in ledger.entries(0, ledger.size()) if isinstance(e, GrantEntry)]
+    return dataclasses.replace(signed_revoke(ledger, bob, grant.grant_id, nonce=0), time=NOW)
+
+
+def _replayed_nonce(ledger: Ledger, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    _, entry = signed_grant(ledger, alice, doctor, nonce=0)  # a new grant, signed by Alice, but her nonce 0 is used
+    return dataclasses.replace(entry, time=NOW)
+
+
+def _time_went_back(ledger: Ledger, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    _, entry = signed_grant(ledger, alice, doctor, nonce=1, issued=T0 - timedelta(minutes=2))
+    return dataclasses.replace(entry, time=NOW - 120)
+
+
+def _stale(ledger: Ledger, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys) -> Entry:
+    _, entry = signed_grant(ledger, alice, doctor, nonce=1, issued=T0 - timedelta(hours=1))
+    return dataclasses.replace(entry, time=NOW)
+
+
+@pytest.mark.parametrize(
+    ("make", "rule", "detail", "refused"),
+    [
+        (_junk_signature, "bad-signature", "signature", True),
+        (_revoked_by_another_patient, "not-your-grant", "only the grant's own patient may revoke it", True),
+        (_replayed_nonce, "replay", "nonce 0 is not the patient's next (1)", True),
+        (_stale, "stale", "issuedAt is more than 600 s from the ledger's clock", True),
+        (_time_went_back, "time-went-back", f"stamped {NOW - 120}, before entry 3's {NOW}", False),
+    ],
+    ids=["forged grant", "revocation by another patient", "replayed nonce", "stale", "time went back"],
+)
+def test_the_audit_replays_the_append_rules_and_names_what_they_refuse(
+    ledger: Ledger,
+    signer: Signer,
+    alice: ActorKeys,
+    bob: ActorKeys,
+    doctor: ActorKeys,
+    make: ForgeCase,
+    rule: str,
+    detail: str,
+    refused: bool,
+) -> None:
+    ledger.append([signed_grant(ledger, alice, doctor)[1]])
+    assert audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain).clean
+    forged = make(ledger, alice, bob, doctor)
+    forge(ledger.backend, forged)
+    report = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain)
+    assert report.checkpoint.size == 5
+    assert report.altered == []  # the log is what the operator signed: only the rules catch the entry
+    kind = type(forged).__name__.removesuffix("Entry").upper()
+    (violation,) = report.violations
+    assert (violation.index, violation.entry_type, violation.rule, violation.refused) == (4, kind, rule, refused)
+    assert str(violation).startswith(f"entry 4 ({kind}): {rule}: ")
+    assert detail in str(violation)
+    assert not report.clean
+    # A refused entry is left out of the auditor's grant tree, which then differs from the one the operator signed;
+    # an entry stamped out of order still counts (its patient did sign it).
+    mismatch = "replaying the GRANT and REVOKE entries the rules accept does not give the signed grant root"
+    assert report.problems == [str(violation), mismatch] if refused else [str(violation)]
+
+
+def test_an_honest_ledger_audits_clean_under_the_replayed_rules(
+    ledger: Ledger, signer: Signer, clock: Clock, alice: ActorKeys, bob: ActorKeys, doctor: ActorKeys
+) -> None:
+    grants = []
+    for patient in (alice, bob, alice, bob):
+        clock.now += timedelta(seconds=30)
+        grant, entry = signed_grant(ledger, patient, doctor, issued=clock.now)
+        ledger.append([entry])
+        grants.append(grant)
+    clock.now += timedelta(minutes=5)
+    ledger.append([signed_revoke(ledger, alice, grants[0].grant_id), signed_revoke(ledger, bob, grants[3].grant_id)])
+    ledger.append([AttestEntry(request_hash=7, model_id=11, grant_root=ledger.grant_root(), proof=bytes(64))])
+    report = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain)
+    assert report.clean, report.problems
+    assert report.counts == {"KEY": 3, "GRANT": 4, "REVOKE": 2, "ATTEST": 1}
+    # Audited in another ledger's domain, no patient's signature holds (key bindings are not domain-bound).
+    other = audit_ledger(_Source(ledger), signer.verifier, domain=dataclasses.replace(ledger.domain, chain_id=1))
+    assert [(v.index, v.rule) for v in other.violations] == [(i, "bad-signature") for i in range(3, 9)]
 
 
 def test_a_forked_checkpoint_is_detected(
@@ -310,14 +455,14 @@ def test_a_forked_checkpoint_is_detected(
     bob: ActorKeys,
 ) -> None:
     ledger.append([signed_grant(ledger, alice, doctor)[1]])
-    seen = audit_ledger(_Source(ledger), signer.verifier).checkpoint
+    seen = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain).checkpoint
     # The operator, with the same key, shows another history of the same size to someone else.
     fork = new_ledger(new_backend(), signer, clock)
     fork.append([key_entry(k) for k in (alice, bob, doctor)])
     fork.append([signed_grant(fork, alice, doctor)[1]])
     fork.append([signed_grant(fork, alice, doctor)[1]])
     with pytest.raises(ForkError) as forked:
-        audit_ledger(_Source(fork), signer.verifier, previous=seen)
+        audit_ledger(_Source(fork), signer.verifier, domain=fork.domain, previous=seen)
     assert isinstance(forked.value.old, Checkpoint)
     assert forked.value.old == seen
 
@@ -327,10 +472,10 @@ def test_an_older_checkpoint_is_reported_as_a_rollback(
 ) -> None:
     older = ledger.checkpoint()  # 3 KEY entries, signed
     ledger.append([signed_grant(ledger, alice, doctor)[1]])
-    newer = audit_ledger(_Source(ledger), signer.verifier).checkpoint
+    newer = audit_ledger(_Source(ledger), signer.verifier, domain=ledger.domain).checkpoint
     # The operator serves the earlier note again (to an auditor who has seen the newer one): it is consistent with
     # the newer log, but going back is how an operator would hide what came after, a revocation say.
-    rolled_back = audit_ledger(_OlderCheckpoint(ledger, older), signer.verifier, previous=newer)
+    rolled_back = audit_ledger(_OlderCheckpoint(ledger, older), signer.verifier, domain=ledger.domain, previous=newer)
     assert not rolled_back.clean
     assert rolled_back.problems == [
         "the ledger served a checkpoint of 3 entries, older than the 4 already verified: a rollback (the newer "
@@ -346,6 +491,17 @@ def tamper(backend: LedgerBackend, index: int, data: bytes) -> None:
     else:
         assert isinstance(backend, EvmLedgerBackend)
         backend._mirror.entries[index] = data  # the chain itself cannot be edited; a server's copy of it can
+
+
+def forge(backend: LedgerBackend, entry: Entry) -> None:
+    """Append ``entry`` as it is, stamped time and all, past the append rules: what an operator that writes its own
+    database can do, or its copy of the chain (the contract refuses such an entry; the copy the server serves
+    proofs and checkpoints from is another matter)."""
+    if isinstance(backend, SqlLedgerBackend):
+        backend.append([entry], lambda view, e: e)
+    else:
+        assert isinstance(backend, EvmLedgerBackend)
+        backend._mirror.apply(LoggedEntry(backend._mirror.size, entry))
 
 
 class _Source:

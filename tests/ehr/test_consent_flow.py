@@ -11,6 +11,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import text
 
 from consent_chain.audit import audit_ledger
+from consent_chain.eip712 import Domain
 from consent_chain.note import Verifier
 from ehr.client import VaultClient, VaultClientError
 from ehr.demo import synthetic_record
@@ -104,7 +105,7 @@ def test_grant_read_log_revoke(
         def consistency_proof(self, old: int, new: int) -> list[bytes]:
             raise AssertionError("no previous checkpoint")
 
-    report = audit_ledger(Source(), verifier)
+    report = audit_ledger(Source(), verifier, domain=Domain.from_json(http.get("/ledger/domain").json()))
     assert report.clean
     assert report.counts == {"KEY": 2, "GRANT": 1, "REVOKE": 1}
 

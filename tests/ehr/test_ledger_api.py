@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from consent_chain import merkle
+from consent_chain.eip712 import Domain
+from consent_chain.entries import GrantEntry
 from consent_chain.grants import Grant
 from consent_chain.note import Verifier, verify_checkpoint
 from consent_chain.state_tree import DEPTH, MerklePath, verify_path
@@ -212,6 +216,42 @@ def test_audit_detects_a_fork_served_by_the_same_key(tmp_path: Path) -> None:
         lines.clear()
         assert run_ledger_audit(url, state, None, echo=lines.append) == 1
     assert any(line.startswith("FORK") for line in lines)
+
+
+def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path: Path) -> None:
+    """An operator writes a GRANT its patient never signed straight into its database: the log and its checkpoints
+    stay consistent, and the audit, replaying the append rules in the domain it pinned, names the entry."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    state = tmp_path / "audit.json"
+    lines: list[str] = []
+    patient = _fresh_patient()
+    with serve_in_thread(app) as url:
+        with VaultClient.connect(url, patient) as client:
+            client.register()
+        assert run_ledger_audit(url, state, None, echo=lines.append) == 0
+        ledger = app.state.consents.ledger
+        assert any(line.startswith("pinning the ledger's EIP-712 domain on first use") for line in lines)
+        assert any(line.startswith("every entry follows the append rules, replayed") for line in lines)
+        assert Domain.from_json(json.loads(state.read_text())["domain"]) == ledger.domain
+
+        # The vault now serves another domain: the auditor keeps the one it pinned (no patient signed in this one).
+        honest = ledger.domain
+        ledger.domain = dataclasses.replace(honest, chain_id=1)
+        assert Domain.from_json(httpx.get(f"{url}/ledger/domain").json()) != honest
+        lines.clear()
+        assert run_ledger_audit(url, state, None, echo=lines.append) == 0
+        assert not any("pinning" in line for line in lines)
+
+        now = int(time.time())
+        forged = GrantEntry(bytes(range(32)), patient.address, 12345, 0, now, b"\x11" * 64 + b"\x1b")
+        ledger.backend.append([forged], lambda view, entry: dataclasses.replace(entry, time=now))
+        lines.clear()
+        assert run_ledger_audit(url, state, None, echo=lines.append) == 1
+    assert [line for line in lines if line.startswith("PROBLEM: entry")] == [
+        "PROBLEM: entry 1 (GRANT): bad-signature: signature is malformed: signature does not recover to any key"
+    ]
+    assert "audit clean" not in lines
+    assert not any(line.startswith("every entry follows the append rules") for line in lines)
 
 
 def _fresh_patient():

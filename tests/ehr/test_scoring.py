@@ -26,7 +26,7 @@ from ehr.scoring import ScoringClient, grant_scoring
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.zk_keys import ConsentKeys, load_or_create_consent_keys
-from models.features import DIABETES, to_fhir
+from models.features import DIABETES, FeatureSpec, to_fhir
 from models.he import HeClient
 from models.recipes import recipe
 from models.registry import Registry
@@ -258,6 +258,40 @@ def test_each_score_leaves_an_attest_entry_that_audits_clean(
     assert described["setup"] == "development"
     assert (described["circuit"], described["constraints"]) == ("pchr-consent-v2", 3890)
     assert app_http.get("/zk/verifying-key").json()["nPublic"] == 7
+
+
+def test_a_request_is_scored_once(
+    app_http: TestClient,
+    alice: VaultClient,
+    doctor: VaultClient,
+    scorer: ScoringClient,
+    model: dict[str, Any],
+    clock: Clock,
+    held_out: np.ndarray,
+    scoring_service: ScoringService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same request (proof, ciphertext, session) sent again within the window is refused before any homomorphic
+    work, and leaves no second ATTEST entry."""
+    grant = _scoring_patient(alice, doctor, model, clock, held_out[7])
+    vector = scorer.features(alice.address, model, int(grant["scope"], 16), on=ON)
+    ciphertext = scorer.he.encrypt(FeatureSpec.from_json(model["spec"]).unit(vector.array())[0])
+    fields = _proved(scorer, grant, model["id"], vector.used_mask, ciphertext)
+    first = _raw_score(app_http, doctor, model["id"], **fields)
+    assert first.status_code == 200, first.text
+    index = first.json()["attestation"]["entryIndex"]
+
+    def evaluate(*args: object) -> bytes:
+        raise AssertionError("a request already scored was evaluated again")
+
+    monkeypatch.setattr(scoring_service, "score", evaluate)
+    clock.advance(seconds=60)
+    again = _raw_score(app_http, doctor, model["id"], **fields)
+    assert again.status_code == 409
+    assert _diagnostics(again) == f"this request was already scored (ATTEST entry {index}): a request is scored once"
+    ledger = app_http.app.state.consents.ledger  # type: ignore[attr-defined]
+    assert ledger.size() == index + 1
+    assert ledger.attestation_entry(int(first.json()["attestation"]["requestHash"], 16)) == index
 
 
 def test_a_request_is_refused_before_any_work_unless_its_proof_and_grant_hold(

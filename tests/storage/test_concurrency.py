@@ -169,7 +169,7 @@ def test_concurrent_ledger_appends_leave_a_gapless_consistent_log(
                 isinstance(e, RevokeEntry) and e.grant_id == entry.grant_id for e in entries[base:]
             )
 
-    report = audit_ledger(_Source(ledger), signer.verifier)
+    report = audit_ledger(_Source(ledger), signer.verifier, domain=workers.DOMAIN)
     assert report.clean, report.problems
     assert report.counts == {"KEY": WRITERS + 1, "GRANT": 6 * WRITERS, "REVOKE": 2 * WRITERS}
     backend.engine.dispose()

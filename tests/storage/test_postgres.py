@@ -114,6 +114,7 @@ def test_tables_land_in_the_test_schema_with_postgresql_types(store: Store, data
         ("ledger_head", "size"),
         ("ledger_head", "last_time"),
         ("ledger_nonce", "next_nonce"),
+        ("ledger_attest", "entry_idx"),
         ("grant_root", "size"),
         ("grant_policy", "ledger_index"),
     ]:
@@ -169,7 +170,7 @@ def test_processes_starting_together_create_the_tables_once(database_url: str, r
     with raw.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM ledger_head")).scalar_one() == 1
         tables = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")).scalar_one()
-    assert tables == 16  # the vault's 8 (with key_share) and the ledger's
+    assert tables == 17  # the vault's 8 (key_share among them) and the ledger's 9 (ledger_attest among them)
 
 
 def test_a_deadlock_between_two_writes_is_a_conflict_not_a_crash(store: Store) -> None:
