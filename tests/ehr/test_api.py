@@ -487,3 +487,68 @@ def test_unknown_route_and_method_are_outcomes(http: TestClient, patient: VaultC
     response = http.patch("/Observation/x", headers=bearer(patient))
     assert response.status_code == 405
     outcome(response)
+
+
+# -- deeply nested JSON -----------------------------------------------------------------------------
+# 200 KB of brackets: under the tests' 256 KiB body limit, and far deeper than the C stack survives once py_ecc
+# has raised the recursion limit (without the depth check, json.loads kills the whole test process).
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize(
+    ("path", "authenticated"),
+    [("/auth/register", False), ("/Observation", True), ("/", True), ("/consent/grants", True)],
+)
+def test_json_nested_too_deep_is_400_and_the_vault_keeps_serving(
+    http: TestClient, patient: VaultClient, path: str, authenticated: bool
+) -> None:
+    headers = {"Content-Type": "application/fhir+json", **(bearer(patient) if authenticated else {})}
+    response = http.post(path, content=DEEP, headers=headers)
+    assert response.status_code == 400
+    assert outcome(response).startswith("body is nested deeper than 64 levels of arrays and objects")
+    assert http.get("/metadata").status_code == 200
+    assert patient.search("Observation")["resourceType"] == "Bundle"
+
+
+def test_a_deep_value_inside_a_transaction_is_refused_before_parsing(http: TestClient, patient: VaultClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "POST", "url": "Basic"}, "resource": {"resourceType": "Basic", "x": 0}}],
+    }
+    bundle["entry"][0]["resource"]["x"] = _nested(900, 1)
+    response = http.post("/", content=json.dumps(bundle).encode(), headers=bearer(patient))
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in outcome(response)
+
+
+def test_fhir_nesting_well_within_the_limit_is_stored(http: TestClient, patient: VaultClient) -> None:
+    item: dict[str, Any] = {"linkId": "leaf", "text": "[[[ not nesting ]]]"}
+    for level in range(25):  # 25 levels of items: 52 levels of JSON
+        item = {"linkId": f"q{level}", "item": [item]}
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient.address}"},
+        "item": [item],
+    }
+    created = http.post("/QuestionnaireResponse", json=response, headers=bearer(patient))
+    assert created.status_code == 201
+    stored = patient.read("QuestionnaireResponse", created.headers["location"].split("/")[-3])
+    assert stored["item"] == [item]
+
+
+def test_a_sealed_envelope_nested_too_deep_is_400(http: TestClient, patient: VaultClient) -> None:
+    # The envelope inside Binary.data is JSON too, parsed by the vault: 3 MiB of it would fit a 4 MiB body.
+    data = base64.b64encode(b"[" * 60_000 + b"]" * 60_000).decode()
+    binary = {"resourceType": "Binary", "contentType": "application/pchr-sealed+json", "data": data}
+    response = http.post("/Observation", json=binary, headers=bearer(patient))
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in outcome(response)
+
