@@ -552,3 +552,25 @@ def test_a_sealed_envelope_nested_too_deep_is_400(http: TestClient, patient: Vau
     assert response.status_code == 400
     assert "nested deeper than 64 levels" in outcome(response)
 
+
+def _deep_jwt(levels: int) -> str:
+    header = base64.urlsafe_b64encode(b"[" * levels + b"]" * levels).rstrip(b"=").decode()
+    return f"{header}.e30.c2ln"
+
+
+@pytest.mark.parametrize("token", [_deep_jwt(65), _deep_jwt(3000), "a" * 9000 + ".e30.c2ln", "e30.e30.e30.e30"])
+def test_a_bearer_token_with_deep_or_oversized_json_is_401(http: TestClient, token: str) -> None:
+    # PyJWT parses the JOSE header before any signature check: it must never see deep JSON.
+    response = http.get("/Observation", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert outcome(response) == "access token is invalid"
+
+
+@pytest.mark.parametrize("assertion", [_deep_jwt(65), _deep_jwt(3000), "a" * 9000 + ".e30.c2ln"])
+def test_a_client_assertion_with_deep_or_oversized_json_is_refused(http: TestClient, assertion: str) -> None:
+    response = _token_request(http, assertion)
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "invalid_client",
+        "error_description": "client assertion rejected (signature, audience, lifetime or registration)",
+    }
