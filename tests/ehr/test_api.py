@@ -574,3 +574,77 @@ def test_a_client_assertion_with_deep_or_oversized_json_is_refused(http: TestCli
         "error": "invalid_client",
         "error_description": "client assertion rejected (signature, audience, lifetime or registration)",
     }
+
+
+# -- form bodies ------------------------------------------------------------------------------------
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+TOO_BIG = "request body is larger than the 262144-byte limit"  # the tests' limit is 256 KiB
+
+
+def _form_over_the_limit() -> bytes:
+    return b"padding=" + b"x" * 300_000 + b"&grant_type=client_credentials"
+
+
+def test_token_endpoint_refuses_a_form_over_the_body_limit_as_an_oauth_error(http: TestClient) -> None:
+    response = http.post("/auth/token", content=_form_over_the_limit(), headers=FORM)
+    assert response.status_code == 413
+    assert response.json() == {"error": "invalid_request", "error_description": TOO_BIG}
+    # Without a Content-Length (chunked), the body is cut off at the limit just the same.
+    chunked = http.post("/auth/token", content=iter([b"x" * 100_000] * 3), headers=FORM)
+    assert chunked.status_code == 413
+    assert chunked.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("kind", "request_args"),
+    [
+        ("multipart", {"files": {"blob": ("a.bin", b"x")}, "data": {"grant_type": "client_credentials"}}),
+        ("json", {"json": {"grant_type": "client_credentials"}}),
+        ("no content type", {"content": b"grant_type=client_credentials"}),
+    ],
+)
+def test_token_endpoint_takes_urlencoded_forms_only(http: TestClient, kind: str, request_args: dict[str, Any]) -> None:
+    response = http.post("/auth/token", **request_args)
+    assert response.status_code == 415
+    assert response.json()["error"] == "invalid_request"
+    assert "application/x-www-form-urlencoded" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("body", [b"grant_type=\xff", b"grant_type=%ff", b"&".join([b"f=1"] * 1001)])
+def test_token_endpoint_refuses_a_malformed_form(http: TestClient, body: bytes) -> None:
+    response = http.post("/auth/token", content=body, headers=FORM)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "form body is not UTF-8 application/x-www-form-urlencoded of at most 1000 fields",
+    }
+
+
+def test_search_with_a_form_body(http: TestClient, patient: VaultClient) -> None:
+    for value in (1.0, 2.0):
+        patient.create(observation(patient.address, value))
+    form = b"_count=1&_sort=-_lastUpdated"
+    response = http.post("/Observation/_search", content=form, headers={**bearer(patient), **FORM})
+    assert response.status_code == 200
+    assert (response.json()["total"], len(response.json()["entry"])) == (2, 1)
+    # A search with no body at all (the parameters in the URL) needs no Content-Type.
+    empty = http.post("/Observation/_search?_count=0", headers=bearer(patient))
+    assert empty.status_code == 200
+    assert empty.json()["total"] == 2
+
+
+def test_search_form_over_the_body_limit_is_413(http: TestClient, patient: VaultClient) -> None:
+    response = http.post("/Observation/_search", content=_form_over_the_limit(), headers={**bearer(patient), **FORM})
+    assert response.status_code == 413
+    assert outcome(response) == TOO_BIG
+    assert response.json()["issue"][0]["code"] == "too-long"
+
+
+def test_search_form_must_be_urlencoded(http: TestClient, patient: VaultClient) -> None:
+    response = http.post(
+        "/Observation/_search", files={"blob": ("a.bin", b"x" * 1000)}, data={"_count": "1"}, headers=bearer(patient)
+    )
+    assert response.status_code == 415
+    expected = "a form body must be application/x-www-form-urlencoded, not 'multipart/form-data'"
+    assert outcome(response) == expected
+    assert response.json()["issue"][0]["code"] == "not-supported"
