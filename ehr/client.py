@@ -8,6 +8,7 @@ binding signature verifies against the patient's address, so a vault cannot slip
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -495,6 +496,6 @@ class VaultClient:
 
 def _version_of(etag: str) -> int:
     value = etag.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", value):
         raise VaultClientError(400, None, f"not a version ETag: {etag[:20]!r}")
     return int(value)

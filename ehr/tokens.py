@@ -109,7 +109,10 @@ def verify_client_assertion(
         )
     except (jwt.PyJWTError, ValueError) as exc:
         raise refused from exc
-    exp = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+    try:
+        exp = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or not a time (year 10**20)
+        raise refused from None
     if claims["sub"] != claims["iss"] or exp <= now - CLOCK_SKEW or exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
         raise refused
     jti = str(claims["jti"])

@@ -6,6 +6,7 @@ costs more than these take. Blocking work (the database) goes through ``run_in_t
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -81,9 +82,12 @@ BaseUrl = Annotated[str, Depends(base_url)]
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    declared = request.headers.get("content-length", "")
+    if re.fullmatch(r"[0-9]+", declared):
+        # Compared by length first: int() refuses (ValueError) a string of thousands of digits.
+        digits = declared.lstrip("0")
+        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+            raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

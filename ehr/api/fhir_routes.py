@@ -39,7 +39,7 @@ def _history_params(params: list[tuple[str, str]]) -> tuple[datetime | None, int
     since = None
     for name, value in params:
         if name == "_since":
-            since = time_bounds(f"ge{value}")[0].at
+            since = time_bounds(f"ge{value}", name="_since")[0].at
     count = query.count if any(k == "_count" for k, _ in params) else DEFAULT_COUNT
     return since, query.offset, min(count, MAX_COUNT)
 

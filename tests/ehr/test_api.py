@@ -648,3 +648,78 @@ def test_search_form_must_be_urlencoded(http: TestClient, patient: VaultClient) 
     expected = "a form body must be application/x-www-form-urlencoded, not 'multipart/form-data'"
     assert outcome(response) == expected
     assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+# -- parameters that used to be 500s ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/Observation", {"_lastUpdated": "9999"}, "_lastUpdated"),
+        ("/Observation", {"_lastUpdated": "ge2026-01-01T00:00:00+24:00"}, "_lastUpdated"),
+        ("/Observation", {"_lastUpdated": "0001-01-01T00:00:00+01:00"}, "_lastUpdated"),
+        ("/Observation/_history", {"_since": "9999-12-31T23:59:59.9999999Z"}, "_since"),
+        ("/Observation/_history", {"_since": "2026-01-01T00:00:00+24:00"}, "_since"),
+        ("/Observation", {"_count": "²"}, "_count"),
+        ("/Observation", {"_offset": "1" * 5000}, "_offset"),
+        ("/Observation/_history", {"_count": "²"}, "_count"),
+        ("/Observation/_history", {"_offset": "1" * 5000}, "_offset"),
+    ],
+)
+def test_bad_search_and_history_parameters_are_400_naming_the_parameter(
+    http: TestClient, patient: VaultClient, path: str, params: dict[str, str], parameter: str
+) -> None:
+    response = http.get(path, params=params, headers=bearer(patient))
+    assert response.status_code == 400
+    assert outcome(response).startswith(f"{parameter} ")
+    assert response.json()["issue"][0]["expression"] == [parameter]
+
+
+def test_a_version_that_is_not_a_fhir_id_is_400(http: TestClient, patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    response = http.get(f"/Observation/{created['id']}/_history/²", headers=bearer(patient))
+    assert response.status_code == 400
+    assert outcome(response) == "not a valid FHIR versionId"
+    assert response.json()["issue"][0]["expression"] == ["versionId"]
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        ("99999999999999999999", "has no version '9999999999999999'"),
+        ("1000000000", "has no version '1000000000'"),
+        ("abc", "has no version 'abc'"),
+        ("7", "has no version 7"),
+    ],
+)
+def test_a_version_the_resource_cannot_have_is_404(
+    http: TestClient, patient: VaultClient, version: str, said: str
+) -> None:
+    # A well-formed FHIR id that names no version of the resource: 404, like version 7 of a resource that has one.
+    created = patient.create(observation(patient.address))
+    response = http.get(f"/Observation/{created['id']}/_history/{version}", headers=bearer(patient))
+    assert response.status_code == 404
+    assert outcome(response) == f"Observation/{created['id']} {said}"
+
+
+def test_a_content_length_of_thousands_of_digits_is_413(http: TestClient, patient: VaultClient) -> None:
+    headers = {**bearer(patient), "Content-Type": "application/fhir+json", "Content-Length": "9" * 5000}
+    response = http.post("/Observation", content=b"{}", headers=headers)
+    assert response.status_code == 413
+    assert outcome(response) == TOO_BIG
+
+
+def test_a_client_assertion_with_an_exp_that_is_no_time_is_refused(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    for exp in (10**30, "soon"):
+        claims = {
+            "iss": patient.address,
+            "sub": patient.address,
+            "aud": "http://testserver/auth/token",
+            "exp": exp,
+            "jti": f"jti-{exp}"[:20],
+        }
+        assertion = jwt.encode(claims, patient.keys.identity, algorithm="ES256K", headers={"kid": patient.address})
+        response = _token_request(http, assertion)
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_client"

@@ -101,3 +101,12 @@ def test_client_refuses_an_unusable_answer_from_the_vault(answer: bytes) -> None
     with pytest.raises(VaultClientError, match="the vault's answer is not") as refused:
         client.register()
     assert refused.value.status == 502
+
+
+@pytest.mark.parametrize("etag", ['W/"²"', 'W/"٣"', 'W/"99999999999999999999"'])
+def test_update_refuses_an_if_match_that_is_no_version(patient: VaultClient, etag: str) -> None:
+    # "²" passed str.isdigit() and then failed int() (a ValueError, a 500 from the gateway that relays If-Match).
+    created = patient.create(observation(patient.address))
+    with pytest.raises(VaultClientError, match="not a version ETag") as refused:
+        patient.update({**created, "status": "amended"}, if_match=etag)
+    assert refused.value.status == 400

@@ -48,3 +48,12 @@ def test_search_takes_a_urlencoded_form_only(gateway: TestClient, patient: Vault
     refused = gateway.post("/Observation/_search", files={"blob": ("a.bin", b"x")}, data={"_count": "0"})
     assert refused.status_code == 415
     assert diagnostics(refused).startswith("a form body must be application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize("etag", ['W/"99999999999999999999"', 'W/"one"'])
+def test_an_if_match_that_is_no_version_is_400(gateway: TestClient, patient: VaultClient, etag: str) -> None:
+    created = patient.create(observation(patient.address))
+    body = {**created, "status": "amended"}
+    response = gateway.put(f"/Observation/{created['id']}", json=body, headers={**FHIR, "If-Match": etag})
+    assert response.status_code == 400
+    assert diagnostics(response) == f"not a version ETag: {etag[:20]!r}"
