@@ -77,10 +77,16 @@ def loads(text: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` for UTF-8 text from outside, refusing nesting deeper than ``max_depth``.
 
     Raises ``UnicodeDecodeError`` for text that is not UTF-8, :class:`JsonTooDeep` for deep text, and
-    ``ValueError`` for anything else ``json`` refuses (all of them are ``ValueError``).
+    ``ValueError`` for ``NaN``/``Infinity`` and anything else ``json`` refuses (all of them are ``ValueError``).
     """
     decoded = text.decode("utf-8")
     # Fewer opening brackets than the limit cannot nest deeper than it: most bodies stop here.
     if text.count(b"[") + text.count(b"{") > max_depth and nesting_depth(text) > max_depth:
         raise JsonTooDeep(max_depth)
-    return json.loads(decoded.removeprefix("\ufeff"))
+    return json.loads(decoded.removeprefix("\ufeff"), parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity; RFC 8259 (section 6) has no such numbers, and int() of
+    # them raises (OverflowError) where callers expect only ValueError.
+    raise ValueError(f"{constant} is not a JSON number (RFC 8259, section 6)")

@@ -129,3 +129,9 @@ def _timed(f: Any, text: bytes) -> float:
     start = time.perf_counter()
     f(text)
     return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_loads_refuses_numbers_json_does_not_have(constant: str) -> None:
+    with pytest.raises(ValueError, match=f"^{constant} is not a JSON number"):
+        loads(f'{{"nonce": {constant}}}'.encode())
