@@ -8,7 +8,7 @@ binding signature verifies against the patient's address, so a vault cannot slip
 
 from __future__ import annotations
 
-import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +20,7 @@ from consent_chain.catalogue import ScopeCatalogue, read_catalogue
 from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, sign
 from consent_chain.errors import GrantError
 from consent_chain.grants import READ_PURPOSES, Grant
+from ehr._json import loads
 from ehr.crypto import SealContext, seal, unseal, unwrap_key, wrap_key
 from ehr.envelope import Envelope, EnvelopeError
 from ehr.errors import DecryptionError
@@ -50,7 +51,7 @@ class VaultClientError(Exception):
     @classmethod
     def from_response(cls, response: httpx.Response) -> VaultClientError:
         try:
-            body = response.json()
+            body = loads(response.content)
         except ValueError:
             body = None
         message = response.reason_phrase
@@ -140,7 +141,12 @@ class VaultClient:
             raise VaultClientError.from_response(response)
         if not response.content:
             return {}
-        body: dict[str, Any] = response.json()
+        try:
+            body = loads(response.content)
+        except ValueError as exc:
+            raise VaultClientError(502, None, f"the vault's answer is not usable JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise VaultClientError(502, None, "the vault's answer is not a JSON object")
         return body
 
     def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -214,7 +220,12 @@ class VaultClient:
             plaintext = unseal(envelope.sealed, envelope.key, self.keys.encryption)
         except DecryptionError as exc:
             raise VaultClientError(502, None, str(exc)) from exc
-        resource: dict[str, Any] = json.loads(plaintext)
+        try:
+            resource = loads(plaintext)
+        except ValueError as exc:
+            raise VaultClientError(502, None, f"the unsealed resource is not usable JSON: {exc}") from exc
+        if not isinstance(resource, dict):
+            raise VaultClientError(502, None, "the unsealed resource is not a JSON object")
         c = envelope.context
         # The context is authenticated (AAD); the plaintext's own id/meta are overridden by it.
         resource["resourceType"], resource["id"] = c.resource_type, c.resource_id
@@ -349,7 +360,7 @@ class VaultClient:
     # -- consent ----------------------------------------------------------------------------------
     def ledger_domain(self) -> Domain:
         if self._domain is None:
-            d = self.http.get("/ledger/domain").json()
+            d = self._check(self.http.get("/ledger/domain"))
             self._domain = Domain(d["name"], d["version"], int(d["chainId"]), d["verifyingContract"])
         return self._domain
 
@@ -485,6 +496,6 @@ class VaultClient:
 
 def _version_of(etag: str) -> int:
     value = etag.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", value):
         raise VaultClientError(400, None, f"not a version ETag: {etag[:20]!r}")
     return int(value)

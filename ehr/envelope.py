@@ -23,6 +23,7 @@ from typing import Any
 
 from ehr._encoding import b64url as _b64
 from ehr._encoding import unb64url as _unb64
+from ehr._json import JsonTooDeep, loads
 from ehr.crypto import SealContext, SealedResource, WrappedKey
 
 __all__ = ["SEALED_MEDIA_TYPE", "SEALED_TYPE_SYSTEM", "Envelope", "EnvelopeError"]
@@ -77,7 +78,9 @@ class Envelope:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         try:
-            return cls.from_json(json.loads(raw))
+            return cls.from_json(loads(raw))
+        except JsonTooDeep as exc:
+            raise EnvelopeError(f"sealed envelope is not an envelope: {exc}") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             if isinstance(exc, EnvelopeError):
                 raise

@@ -20,6 +20,7 @@ from fhir.resources.R4B.domainresource import DomainResource
 from fhir.resources.R4B.reference import Reference
 from pydantic import BaseModel, ValidationError
 
+from ehr._json import MAX_DEPTH, JsonTooDeep, loads
 from ehr.errors import InvalidRequest, Unprocessable, VaultError
 from ehr.identity import normalize_address
 
@@ -53,10 +54,19 @@ _PATIENT_ELEMENTS = ("subject", "patient", "beneficiary")
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """Parse a request body as a JSON object (400 otherwise)."""
+    """Parse a request body as a JSON object: UTF-8, nested at most ``MAX_DEPTH`` (64) levels (400 otherwise).
+
+    The depth is checked before parsing, so no body can make ``json`` recurse deep enough to crash the process.
+    """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads(body)
+    except JsonTooDeep:
+        raise InvalidRequest(
+            f"body is nested deeper than {MAX_DEPTH} levels of arrays and objects (FHIR resources need far fewer)"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"body is not UTF-8 JSON: {exc.reason} at byte {exc.start}") from exc
+    except ValueError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("body must be a JSON object (a FHIR resource)")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr.api.capability import capability_statement
+from ehr.api.deps import read_body, read_form
 from ehr.client import VaultClient, VaultClientError
 from ehr.errors import InvalidRequest, VaultError
 from ehr.fhir import FHIR_JSON, operation_outcome, outcome_for, parse_json
@@ -68,10 +69,7 @@ def create_gateway(client: VaultClient) -> FastAPI:
         return await call_next(request)
 
     async def body_of(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            raise InvalidRequest("request body is too large")
-        return parse_json(raw)
+        return parse_json(await read_body(request, _MAX_BODY))
 
     @app.exception_handler(VaultClientError)
     async def relay(_: Request, exc: VaultClientError) -> Response:
@@ -137,10 +135,7 @@ def create_gateway(client: VaultClient) -> FastAPI:
 
     @app.post("/{resource_type}/_search")
     async def search_post(resource_type: str, request: Request) -> Response:
-        form = await request.form()
-        params = list(request.query_params.multi_items()) + [
-            (k, v) for k, v in form.multi_items() if isinstance(v, str)
-        ]
+        params = list(request.query_params.multi_items()) + await read_form(request, _MAX_BODY)
         bundle = await run_in_threadpool(client.search, resource_type, params)
         return _fhir(relink(bundle, request))
 

@@ -17,15 +17,27 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from ehr.errors import InvalidRequest
 
-__all__ = ["DEFAULT_COUNT", "MAX_COUNT", "SearchQuery", "TimeBound", "parse_search", "time_bounds"]
+__all__ = [
+    "DEFAULT_COUNT",
+    "MAX_COUNT",
+    "SearchQuery",
+    "TimeBound",
+    "parse_count",
+    "parse_search",
+    "time_bounds",
+]
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
 _CONTROL = {"_count", "_offset", "_sort", "_format", "_total"}
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+# ASCII digits only (``\d`` would take any Unicode digit); the zone is FHIR's: -14:00 to +14:00.
 _DATETIME = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,9})?)?"
+    r"(Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?)?)?)?"
 )
+# A count or offset: at most nine ASCII digits (str.isdigit also takes "²", which int() refuses).
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -48,14 +60,14 @@ class SearchQuery:
     used: tuple[tuple[str, str], ...] = field(default=())  # the parameters applied, for the self link
 
 
-def _range(value: str) -> tuple[datetime, datetime]:
-    """The instant range a FHIR date/dateTime of some precision denotes: [start, end)."""
-    m = _DATETIME.match(value)
+def _range(value: str, name: str) -> tuple[datetime, datetime]:
+    """The instant range a FHIR date/dateTime of some precision denotes: [start, end), for parameter ``name``."""
+    m = _DATETIME.fullmatch(value)
     if not m:
-        raise InvalidRequest(f"_lastUpdated value {value[:40]!r} is not a FHIR dateTime", expression="_lastUpdated")
+        raise InvalidRequest(f"{name} value {value[:40]!r} is not a FHIR dateTime", expression=name)
     year, month, day, hour, minute, second, fraction, zone = m.groups()
     if hour is not None and zone is None:
-        raise InvalidRequest("_lastUpdated with a time needs a time zone", expression="_lastUpdated")
+        raise InvalidRequest(f"{name} with a time needs a time zone", expression=name)
     tz: timezone = UTC
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
@@ -72,26 +84,35 @@ def _range(value: str) -> tuple[datetime, datetime]:
             tzinfo=tz,
         )
     except ValueError as exc:
-        raise InvalidRequest(f"_lastUpdated value is not a real date: {exc}", expression="_lastUpdated") from None
-    if month is None:
-        end = start.replace(year=start.year + 1)
-    elif day is None:
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-    elif hour is None:
-        end = start + timedelta(days=1)
-    elif second is None:
-        end = start + timedelta(minutes=1)
-    elif fraction is None:
-        end = start + timedelta(seconds=1)
-    else:
-        end = start + timedelta(microseconds=max(1, 10 ** (6 - min(6, len(fraction) - 1))))
-    return start.astimezone(UTC), end.astimezone(UTC)
+        raise InvalidRequest(f"{name} value is not a real date: {exc}", expression=name) from None
+    try:
+        if month is None:
+            end = start.replace(year=start.year + 1)
+        elif day is None:
+            following = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+            end = start.replace(year=following[0], month=following[1])
+        elif hour is None:
+            end = start + timedelta(days=1)
+        elif second is None:
+            end = start + timedelta(minutes=1)
+        elif fraction is None:
+            end = start + timedelta(seconds=1)
+        else:
+            end = start + timedelta(microseconds=max(1, 10 ** (6 - min(6, len(fraction) - 1))))
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # The range reaches past year 9999 or before year 1 (in UTC): no record is ever stamped there.
+        raise InvalidRequest(
+            f"{name} value {value[:40]!r} is outside the dates the vault handles (years 1 to 9999, UTC)",
+            expression=name,
+        ) from None
 
 
-def time_bounds(value: str) -> tuple[TimeBound, ...]:
+def time_bounds(value: str, *, name: str = "_lastUpdated") -> tuple[TimeBound, ...]:
+    """The conditions a ``_lastUpdated`` value (a prefix, then a FHIR date or dateTime) puts on the instant."""
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     raw = value[2:] if value[:2] in _PREFIXES else value
-    start, end = _range(raw)
+    start, end = _range(raw, name)
     if prefix == "eq":
         return (TimeBound(">=", start), TimeBound("<", end))
     if prefix == "ne":
@@ -125,11 +146,10 @@ def parse_search(params: list[tuple[str, str]], *, strict: bool, patient_param: 
         elif name == "_lastUpdated":
             bounds.extend(time_bounds(value))
         elif name == "_count":
-            count = _int(name, value, 0, None)
-            count = min(count, MAX_COUNT)
+            count = min(parse_count(name, value), MAX_COUNT)
             value = str(count)
         elif name == "_offset":
-            offset = _int(name, value, 0, 10**9)
+            offset = parse_count(name, value)
         elif name == "_sort":
             if value not in ("_lastUpdated", "-_lastUpdated"):
                 raise InvalidRequest("only _sort=_lastUpdated or -_lastUpdated is supported", expression="_sort")
@@ -144,10 +164,8 @@ def parse_search(params: list[tuple[str, str]], *, strict: bool, patient_param: 
     return SearchQuery(tuple(patients), tuple(ids), tuple(bounds), count, offset, newest_first, tuple(used))
 
 
-def _int(name: str, value: str, low: int, high: int | None) -> int:
-    if not value.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer", expression=name)
-    number = int(value)
-    if number < low or (high is not None and number > high):
-        raise InvalidRequest(f"{name} is out of range", expression=name)
-    return number
+def parse_count(name: str, value: str) -> int:
+    """A non-negative integer parameter: one to nine ASCII digits, else 400 naming ``name``."""
+    if not _COUNT.fullmatch(value):
+        raise InvalidRequest(f"{name} must be a non-negative integer of at most 9 digits", expression=name)
+    return int(value)

@@ -12,6 +12,7 @@ key wrapped for the caller: the vault never holds a key that opens a record.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -54,6 +55,9 @@ __all__ = ["Page", "TokenGrant", "Vault", "WriteResult", "instant"]
 
 Clock = Callable[[], datetime]
 Rng = Callable[[int], bytes]
+
+# A version number as stored: 1, 2, ... in at most nine ASCII digits (the database column is 32-bit).
+_VERSION_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def _utcnow() -> datetime:
@@ -427,6 +431,8 @@ class Vault:
         """
         _check_type(resource_type)
         _check_id(resource_id)
+        if version_id is not None:
+            _check_id(version_id, "versionId")
         now = self._clock()
         mask = self.catalogue.type_mask(resource_type)
         expired: list[bytes] = []
@@ -444,7 +450,9 @@ class Vault:
                         raise Gone(f"{resource_type}/{resource_id} was deleted")
                     number = head.version_id
                 else:
-                    if not version_id.isdigit():
+                    # Versions are 1, 2, ...: a valid FHIR id that is not a number of at most 9 ASCII digits names
+                    # none of them (and would not fit the database's version column).
+                    if not _VERSION_NUMBER.fullmatch(version_id):
                         raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:16]!r}")
                     number = int(version_id)
                 record = tx.version(resource_type, resource_id, number, principal.address)
@@ -636,9 +644,9 @@ def _check_type(resource_type: str) -> None:
         raise NotFound(f"unknown resource type {resource_type[:64]!r}")
 
 
-def _check_id(resource_id: str) -> None:
-    if not ID_RE.match(resource_id):
-        raise InvalidRequest("not a valid FHIR id", expression="id")
+def _check_id(resource_id: str, element: str = "id") -> None:
+    if not ID_RE.fullmatch(resource_id):
+        raise InvalidRequest(f"not a valid FHIR {element}", expression=element)
 
 
 def _address(value: str) -> str:

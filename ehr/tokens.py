@@ -12,6 +12,7 @@ Time is injected (``now``) so expiry is testable exactly.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from datetime import datetime, timedelta
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ehr._encoding import unb64url
+from ehr._json import MAX_DEPTH, nesting_depth
 from ehr.errors import Unauthorized
 from ehr.identity import ActorKeys, ActorPublic, Role, normalize_address
 from ehr.policy import Principal
@@ -38,7 +41,27 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=5)
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(seconds=30)
+# Client assertions and access tokens are a few hundred characters; 8 KiB leaves room for any honest one.
+MAX_JWT_CHARS = 8192
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _CACHE_SIZE = 10_000
+
+
+def _plausible_jwt(token: str) -> bool:
+    """False unless ``token`` is a compact JWS of at most MAX_JWT_CHARS whose header and payload JSON nest at
+    most MAX_DEPTH levels.
+
+    PyJWT parses the header (and, for a client assertion, the payload) with plain ``json.loads`` before any
+    signature is checked: deep nesting there would overflow the C stack and kill the process (see ehr._json).
+    Only strict base64url is let through, so the bytes checked here are the bytes PyJWT parses.
+    """
+    if len(token) > MAX_JWT_CHARS or not _COMPACT_JWS.fullmatch(token):
+        return False
+    header, payload, _ = token.split(".")
+    try:
+        return all(nesting_depth(unb64url(segment)) <= MAX_DEPTH for segment in (header, payload))
+    except ValueError:
+        return False
 
 
 def make_client_assertion(keys: ActorKeys, audience: str, *, now: datetime, lifetime: int = 60) -> str:
@@ -69,6 +92,8 @@ def verify_client_assertion(
     Every failure raises Unauthorized with the same reason, so a prober learns nothing about which check failed.
     """
     refused = Unauthorized("client assertion rejected (signature, audience, lifetime or registration)")
+    if not _plausible_jwt(assertion):
+        raise refused
     try:
         unverified = jwt.decode(assertion, options={"verify_signature": False})
         address = normalize_address(str(unverified.get("iss", "")))
@@ -84,7 +109,10 @@ def verify_client_assertion(
         )
     except (jwt.PyJWTError, ValueError) as exc:
         raise refused from exc
-    exp = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+    try:
+        exp = datetime.fromtimestamp(int(claims["exp"]), now.tzinfo)
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or not a time (year 10**20)
+        raise refused from None
     if claims["sub"] != claims["iss"] or exp <= now - CLOCK_SKEW or exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
         raise refused
     jti = str(claims["jti"])
@@ -134,6 +162,8 @@ class AccessTokens:
         return principal
 
     def _verify_signature(self, token: str) -> tuple[Principal, int]:
+        if not _plausible_jwt(token):
+            raise Unauthorized("access token is invalid")
         try:
             claims = jwt.decode(
                 token,

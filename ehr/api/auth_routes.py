@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, VaultDep
+from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, SettingsDep, VaultDep, read_form
 from ehr.api.render import fhir_response
-from ehr.errors import InvalidRequest
+from ehr.errors import InvalidRequest, OAuthError
 from ehr.fhir import operation_outcome
 from ehr.identity import ActorPublic, BindingError
 
@@ -36,13 +36,19 @@ async def actor(address: str, principal: CurrentPrincipal, vault: VaultDep) -> R
 
 
 @router.post("/token")
-async def token(request: Request, vault: VaultDep, base: BaseUrl) -> Response:
-    """SMART Backend Services token endpoint (client_credentials + private_key_jwt)."""
-    form = await request.form()
+async def token(request: Request, vault: VaultDep, base: BaseUrl, settings: SettingsDep) -> Response:
+    """SMART Backend Services token endpoint (client_credentials + private_key_jwt).
+
+    The request is a form (RFC 6749, section 4.4.2), read under the vault's body-size limit; refusals are
+    RFC 6749 errors, as everything this endpoint answers.
+    """
+    try:
+        form = dict(await read_form(request, settings.max_body_bytes))
+    except InvalidRequest as exc:
+        raise OAuthError("invalid_request", exc.message, status=exc.status) from exc
 
     def field(name: str) -> str:
-        value = form.get(name)
-        return value if isinstance(value, str) else ""
+        return form.get(name, "")
 
     grant = await run_in_threadpool(
         vault.issue_token,

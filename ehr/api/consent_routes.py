@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -49,11 +50,30 @@ def _grant_id(value: str) -> bytes:
     return raw
 
 
+def _uint(value: object, name: str, bits: int) -> int:
+    """An unsigned integer of the signed message (EIP-712 uint<bits>): a JSON integer or a string of ASCII digits."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,78}", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise InvalidRequest(f"{name} must be an integer from 0 to 2**{bits} - 1", expression=name)
+    return value
+
+
+def _version(value: object) -> int:
+    """A version number as the vault stores them (a JSON integer or ASCII digits), else ValueError."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 999_999_999:
+        raise ValueError("versionId must be an integer from 1 to 999999999")
+    return value
+
+
 def _signed(body: dict[str, Any]) -> tuple[int, int, bytes]:
     try:
-        return int(body["nonce"]), int(body["issuedAt"]), bytes.fromhex(str(body["signature"]).removeprefix("0x"))
-    except (KeyError, ValueError, TypeError) as exc:
+        signature = bytes.fromhex(str(body["signature"]).removeprefix("0x"))
+    except (KeyError, ValueError) as exc:
         raise InvalidRequest(f"a signed entry needs nonce, issuedAt and signature (hex): {exc}") from exc
+    return _uint(body.get("nonce"), "nonce", 256), _uint(body.get("issuedAt"), "issuedAt", 64), signature
 
 
 @router.post("/consent/grants")
@@ -90,7 +110,7 @@ async def share_keys(grant_id: str, body: JsonBody, principal: CurrentPrincipal,
         raise InvalidRequest("keys must be a list of at most 1000 shares")
     try:
         shares = [
-            KeyShare(str(k["resourceType"]), str(k["id"]), int(k["versionId"]), WrappedKey.from_json(k["key"]))
+            KeyShare(str(k["resourceType"]), str(k["id"]), _version(k["versionId"]), WrappedKey.from_json(k["key"]))
             for k in raw
         ]
     except (KeyError, ValueError, TypeError) as exc:

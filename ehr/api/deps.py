@@ -6,19 +6,35 @@ costs more than these take. Blocking work (the database) goes through ``run_in_t
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 
 from consent_chain.ledger import Ledger
 from ehr.consent import ConsentService
-from ehr.errors import PayloadTooLarge
+from ehr.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from ehr.fhir import parse_json
 from ehr.policy import Principal
 from ehr.service import Vault
 from ehr.settings import Settings
 
-__all__ = ["BaseUrl", "ConsentsDep", "CurrentPrincipal", "JsonBody", "LedgerDep", "VaultDep", "read_body"]
+__all__ = [
+    "FORM",
+    "BaseUrl",
+    "ConsentsDep",
+    "CurrentPrincipal",
+    "JsonBody",
+    "LedgerDep",
+    "SettingsDep",
+    "VaultDep",
+    "read_body",
+    "read_form",
+]
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000
 
 
 async def get_vault(request: Request) -> Vault:
@@ -66,9 +82,12 @@ BaseUrl = Annotated[str, Depends(base_url)]
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    declared = request.headers.get("content-length", "")
+    if re.fullmatch(r"[0-9]+", declared):
+        # Compared by length first: int() refuses (ValueError) a string of thousands of digits.
+        digits = declared.lstrip("0")
+        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+            raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -77,6 +96,27 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_form(request: Request, limit: int) -> list[tuple[str, str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, read under the same ``limit`` as any body.
+
+    Refuses another media type (multipart included: no route takes files) with 415, a body over ``limit`` with
+    413, and a body that is not UTF-8 or has more than MAX_FORM_FIELDS fields with 400. No body at all, and no
+    Content-Type, is an empty form.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and content_type.split(";", 1)[0].strip().lower() != FORM:
+        raise UnsupportedMediaType(f"a form body must be {FORM}, not {content_type.split(';', 1)[0][:64]!r}")
+    body = await read_body(request, limit)
+    if not body:
+        return []
+    if content_type is None:
+        raise UnsupportedMediaType(f"a form body must be sent as {FORM}")
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise InvalidRequest(f"form body is not UTF-8 {FORM} of at most {MAX_FORM_FIELDS} fields") from exc
 
 
 async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:

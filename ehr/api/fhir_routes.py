@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ehr.api.capability import capability_statement, smart_configuration
-from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, VaultDep
+from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, SettingsDep, VaultDep, read_form
 from ehr.api.render import (
     bundle_response,
     fhir_response,
@@ -39,7 +39,7 @@ def _history_params(params: list[tuple[str, str]]) -> tuple[datetime | None, int
     since = None
     for name, value in params:
         if name == "_since":
-            since = time_bounds(f"ge{value}")[0].at
+            since = time_bounds(f"ge{value}", name="_since")[0].at
     count = query.count if any(k == "_count" for k, _ in params) else DEFAULT_COUNT
     return since, query.offset, min(count, MAX_COUNT)
 
@@ -114,10 +114,15 @@ async def search(
 
 @router.post("/{resource_type}/_search")
 async def search_post(
-    resource_type: str, request: Request, principal: CurrentPrincipal, vault: VaultDep, base: BaseUrl
+    resource_type: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    vault: VaultDep,
+    base: BaseUrl,
+    settings: SettingsDep,
 ) -> Response:
-    form = await request.form()
-    params = _params(request) + [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    """Search with the parameters in a form body (FHIR R4B, section 3.1.1.3), as well as in the URL."""
+    params = _params(request) + await read_form(request, settings.max_body_bytes)
     return await _search(resource_type, params, request, principal, vault, base)
 
 

@@ -487,3 +487,239 @@ def test_unknown_route_and_method_are_outcomes(http: TestClient, patient: VaultC
     response = http.patch("/Observation/x", headers=bearer(patient))
     assert response.status_code == 405
     outcome(response)
+
+
+# -- deeply nested JSON -----------------------------------------------------------------------------
+# 200 KB of brackets: under the tests' 256 KiB body limit, and far deeper than the C stack survives once py_ecc
+# has raised the recursion limit (without the depth check, json.loads kills the whole test process).
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize(
+    ("path", "authenticated"),
+    [("/auth/register", False), ("/Observation", True), ("/", True), ("/consent/grants", True)],
+)
+def test_json_nested_too_deep_is_400_and_the_vault_keeps_serving(
+    http: TestClient, patient: VaultClient, path: str, authenticated: bool
+) -> None:
+    headers = {"Content-Type": "application/fhir+json", **(bearer(patient) if authenticated else {})}
+    response = http.post(path, content=DEEP, headers=headers)
+    assert response.status_code == 400
+    assert outcome(response).startswith("body is nested deeper than 64 levels of arrays and objects")
+    assert http.get("/metadata").status_code == 200
+    assert patient.search("Observation")["resourceType"] == "Bundle"
+
+
+def test_a_deep_value_inside_a_transaction_is_refused_before_parsing(http: TestClient, patient: VaultClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "POST", "url": "Basic"}, "resource": {"resourceType": "Basic", "x": 0}}],
+    }
+    bundle["entry"][0]["resource"]["x"] = _nested(900, 1)
+    response = http.post("/", content=json.dumps(bundle).encode(), headers=bearer(patient))
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in outcome(response)
+
+
+def test_fhir_nesting_well_within_the_limit_is_stored(http: TestClient, patient: VaultClient) -> None:
+    item: dict[str, Any] = {"linkId": "leaf", "text": "[[[ not nesting ]]]"}
+    for level in range(25):  # 25 levels of items: 52 levels of JSON
+        item = {"linkId": f"q{level}", "item": [item]}
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient.address}"},
+        "item": [item],
+    }
+    created = http.post("/QuestionnaireResponse", json=response, headers=bearer(patient))
+    assert created.status_code == 201
+    stored = patient.read("QuestionnaireResponse", created.headers["location"].split("/")[-3])
+    assert stored["item"] == [item]
+
+
+def test_a_sealed_envelope_nested_too_deep_is_400(http: TestClient, patient: VaultClient) -> None:
+    # The envelope inside Binary.data is JSON too, parsed by the vault: 3 MiB of it would fit a 4 MiB body.
+    data = base64.b64encode(b"[" * 60_000 + b"]" * 60_000).decode()
+    binary = {"resourceType": "Binary", "contentType": "application/pchr-sealed+json", "data": data}
+    response = http.post("/Observation", json=binary, headers=bearer(patient))
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in outcome(response)
+
+
+def _deep_jwt(levels: int) -> str:
+    header = base64.urlsafe_b64encode(b"[" * levels + b"]" * levels).rstrip(b"=").decode()
+    return f"{header}.e30.c2ln"
+
+
+@pytest.mark.parametrize("token", [_deep_jwt(65), _deep_jwt(3000), "a" * 9000 + ".e30.c2ln", "e30.e30.e30.e30"])
+def test_a_bearer_token_with_deep_or_oversized_json_is_401(http: TestClient, token: str) -> None:
+    # PyJWT parses the JOSE header before any signature check: it must never see deep JSON.
+    response = http.get("/Observation", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert outcome(response) == "access token is invalid"
+
+
+@pytest.mark.parametrize("assertion", [_deep_jwt(65), _deep_jwt(3000), "a" * 9000 + ".e30.c2ln"])
+def test_a_client_assertion_with_deep_or_oversized_json_is_refused(http: TestClient, assertion: str) -> None:
+    response = _token_request(http, assertion)
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "invalid_client",
+        "error_description": "client assertion rejected (signature, audience, lifetime or registration)",
+    }
+
+
+# -- form bodies ------------------------------------------------------------------------------------
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+TOO_BIG = "request body is larger than the 262144-byte limit"  # the tests' limit is 256 KiB
+
+
+def _form_over_the_limit() -> bytes:
+    return b"padding=" + b"x" * 300_000 + b"&grant_type=client_credentials"
+
+
+def test_token_endpoint_refuses_a_form_over_the_body_limit_as_an_oauth_error(http: TestClient) -> None:
+    response = http.post("/auth/token", content=_form_over_the_limit(), headers=FORM)
+    assert response.status_code == 413
+    assert response.json() == {"error": "invalid_request", "error_description": TOO_BIG}
+    # Without a Content-Length (chunked), the body is cut off at the limit just the same.
+    chunked = http.post("/auth/token", content=iter([b"x" * 100_000] * 3), headers=FORM)
+    assert chunked.status_code == 413
+    assert chunked.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("kind", "request_args"),
+    [
+        ("multipart", {"files": {"blob": ("a.bin", b"x")}, "data": {"grant_type": "client_credentials"}}),
+        ("json", {"json": {"grant_type": "client_credentials"}}),
+        ("no content type", {"content": b"grant_type=client_credentials"}),
+    ],
+)
+def test_token_endpoint_takes_urlencoded_forms_only(http: TestClient, kind: str, request_args: dict[str, Any]) -> None:
+    response = http.post("/auth/token", **request_args)
+    assert response.status_code == 415
+    assert response.json()["error"] == "invalid_request"
+    assert "application/x-www-form-urlencoded" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("body", [b"grant_type=\xff", b"grant_type=%ff", b"&".join([b"f=1"] * 1001)])
+def test_token_endpoint_refuses_a_malformed_form(http: TestClient, body: bytes) -> None:
+    response = http.post("/auth/token", content=body, headers=FORM)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "form body is not UTF-8 application/x-www-form-urlencoded of at most 1000 fields",
+    }
+
+
+def test_search_with_a_form_body(http: TestClient, patient: VaultClient) -> None:
+    for value in (1.0, 2.0):
+        patient.create(observation(patient.address, value))
+    form = b"_count=1&_sort=-_lastUpdated"
+    response = http.post("/Observation/_search", content=form, headers={**bearer(patient), **FORM})
+    assert response.status_code == 200
+    assert (response.json()["total"], len(response.json()["entry"])) == (2, 1)
+    # A search with no body at all (the parameters in the URL) needs no Content-Type.
+    empty = http.post("/Observation/_search?_count=0", headers=bearer(patient))
+    assert empty.status_code == 200
+    assert empty.json()["total"] == 2
+
+
+def test_search_form_over_the_body_limit_is_413(http: TestClient, patient: VaultClient) -> None:
+    response = http.post("/Observation/_search", content=_form_over_the_limit(), headers={**bearer(patient), **FORM})
+    assert response.status_code == 413
+    assert outcome(response) == TOO_BIG
+    assert response.json()["issue"][0]["code"] == "too-long"
+
+
+def test_search_form_must_be_urlencoded(http: TestClient, patient: VaultClient) -> None:
+    response = http.post(
+        "/Observation/_search", files={"blob": ("a.bin", b"x" * 1000)}, data={"_count": "1"}, headers=bearer(patient)
+    )
+    assert response.status_code == 415
+    expected = "a form body must be application/x-www-form-urlencoded, not 'multipart/form-data'"
+    assert outcome(response) == expected
+    assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+# -- parameters that used to be 500s ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/Observation", {"_lastUpdated": "9999"}, "_lastUpdated"),
+        ("/Observation", {"_lastUpdated": "ge2026-01-01T00:00:00+24:00"}, "_lastUpdated"),
+        ("/Observation", {"_lastUpdated": "0001-01-01T00:00:00+01:00"}, "_lastUpdated"),
+        ("/Observation/_history", {"_since": "9999-12-31T23:59:59.9999999Z"}, "_since"),
+        ("/Observation/_history", {"_since": "2026-01-01T00:00:00+24:00"}, "_since"),
+        ("/Observation", {"_count": "²"}, "_count"),
+        ("/Observation", {"_offset": "1" * 5000}, "_offset"),
+        ("/Observation/_history", {"_count": "²"}, "_count"),
+        ("/Observation/_history", {"_offset": "1" * 5000}, "_offset"),
+    ],
+)
+def test_bad_search_and_history_parameters_are_400_naming_the_parameter(
+    http: TestClient, patient: VaultClient, path: str, params: dict[str, str], parameter: str
+) -> None:
+    response = http.get(path, params=params, headers=bearer(patient))
+    assert response.status_code == 400
+    assert outcome(response).startswith(f"{parameter} ")
+    assert response.json()["issue"][0]["expression"] == [parameter]
+
+
+def test_a_version_that_is_not_a_fhir_id_is_400(http: TestClient, patient: VaultClient) -> None:
+    created = patient.create(observation(patient.address))
+    response = http.get(f"/Observation/{created['id']}/_history/²", headers=bearer(patient))
+    assert response.status_code == 400
+    assert outcome(response) == "not a valid FHIR versionId"
+    assert response.json()["issue"][0]["expression"] == ["versionId"]
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        ("99999999999999999999", "has no version '9999999999999999'"),
+        ("1000000000", "has no version '1000000000'"),
+        ("abc", "has no version 'abc'"),
+        ("7", "has no version 7"),
+    ],
+)
+def test_a_version_the_resource_cannot_have_is_404(
+    http: TestClient, patient: VaultClient, version: str, said: str
+) -> None:
+    # A well-formed FHIR id that names no version of the resource: 404, like version 7 of a resource that has one.
+    created = patient.create(observation(patient.address))
+    response = http.get(f"/Observation/{created['id']}/_history/{version}", headers=bearer(patient))
+    assert response.status_code == 404
+    assert outcome(response) == f"Observation/{created['id']} {said}"
+
+
+def test_a_content_length_of_thousands_of_digits_is_413(http: TestClient, patient: VaultClient) -> None:
+    headers = {**bearer(patient), "Content-Type": "application/fhir+json", "Content-Length": "9" * 5000}
+    response = http.post("/Observation", content=b"{}", headers=headers)
+    assert response.status_code == 413
+    assert outcome(response) == TOO_BIG
+
+
+def test_a_client_assertion_with_an_exp_that_is_no_time_is_refused(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    for exp in (10**30, "soon"):
+        claims = {
+            "iss": patient.address,
+            "sub": patient.address,
+            "aud": "http://testserver/auth/token",
+            "exp": exp,
+            "jti": f"jti-{exp}"[:20],
+        }
+        assertion = jwt.encode(claims, patient.keys.identity, algorithm="ES256K", headers={"kid": patient.address})
+        response = _token_request(http, assertion)
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_client"

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from ehr.client import VaultClient, VaultClientError
+from ehr.crypto import SealContext, seal
+from ehr.envelope import Envelope
 from ehr.identity import ActorKeys, Role
 from tests.conftest import observation
 
@@ -76,3 +78,35 @@ def test_unreachable_vault_is_a_clear_error() -> None:
     client = VaultClient(httpx.Client(base_url="http://127.0.0.1:9"), ActorKeys.generate(Role.PATIENT))
     with pytest.raises(httpx.ConnectError):
         client.register()
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_client_refuses_a_sealed_resource_nested_too_deep(patient: VaultClient) -> None:
+    # Any named writer can seal anything for the patient, and the vault cannot look inside: opening this used to
+    # overflow the C stack of the patient's own gateway (py_ecc raises the recursion limit) and kill it.
+    context = SealContext("Observation", "deep", "1", patient.address)
+    sealed, key = seal(DEEP, context, patient.address, patient.keys.public().encryption_key())
+    binary = Envelope(sealed, key).to_binary("2026-03-01T09:00:00Z")
+    with pytest.raises(VaultClientError, match="nested deeper than 64 levels") as refused:
+        patient.open_binary(binary)
+    assert refused.value.status == 502
+
+
+@pytest.mark.parametrize("answer", [DEEP, b"[1, 2]", b"{not json"], ids=["deep", "not an object", "not JSON"])
+def test_client_refuses_an_unusable_answer_from_the_vault(answer: bytes) -> None:
+    vault = httpx.MockTransport(lambda request: httpx.Response(200, content=answer))
+    client = VaultClient(httpx.Client(transport=vault, base_url="http://vault"), ActorKeys.generate(Role.PATIENT))
+    with pytest.raises(VaultClientError, match="the vault's answer is not") as refused:
+        client.register()
+    assert refused.value.status == 502
+
+
+@pytest.mark.parametrize("etag", ['W/"²"', 'W/"٣"', 'W/"99999999999999999999"'])
+def test_update_refuses_an_if_match_that_is_no_version(patient: VaultClient, etag: str) -> None:
+    # "²" passed str.isdigit() and then failed int() (a ValueError, a 500 from the gateway that relays If-Match).
+    created = patient.create(observation(patient.address))
+    with pytest.raises(VaultClientError, match="not a version ETag") as refused:
+        patient.update({**created, "status": "amended"}, if_match=etag)
+    assert refused.value.status == 400

@@ -152,3 +152,52 @@ def test_erase_crypto_shreds(
     with pytest.raises(VaultClientError) as refused:
         clinician.erase("Observation", patient.everything("Observation")[0]["id"])
     assert refused.value.status == 403
+
+
+def _post(http: TestClient, client: VaultClient, path: str, body: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {client.access_token()}", "Content-Type": "application/json"}
+    response = http.post(path, content=body.encode(), headers=headers)
+    return response.status_code, response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("nonce", "issued_at", "said"),
+    [
+        ("1" + "0" * 100, "1", "nonce must be an integer from 0 to 2**256 - 1"),
+        ("-1", "1", "nonce must be an integer from 0 to 2**256 - 1"),
+        ('"²"', "1", "nonce must be an integer from 0 to 2**256 - 1"),
+        ("0", "1" + "0" * 30, "issuedAt must be an integer from 0 to 2**64 - 1"),
+        ("0", "1e300", "issuedAt must be an integer from 0 to 2**64 - 1"),
+        ("0", "true", "issuedAt must be an integer from 0 to 2**64 - 1"),
+        ("Infinity", "1", "body is not valid JSON: Infinity is not a JSON number (RFC 8259, section 6)"),
+        ("0", "NaN", "body is not valid JSON: NaN is not a JSON number (RFC 8259, section 6)"),
+    ],
+)
+def test_a_grant_with_numbers_out_of_range_is_400(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock, nonce: str, issued_at: str, said: str
+) -> None:
+    # These reached the EIP-712 encoder (ValueError) or int() (OverflowError): 500s before.
+    opening = patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))["opening"]
+    body = f'{{"grant": {json.dumps(opening)}, "nonce": {nonce}, "issuedAt": {issued_at}, "signature": "{"00" * 65}"}}'
+    assert _post(http, patient, "/consent/grants", body) == (400, said)
+
+
+MALFORMED_VERSION = "malformed key share: versionId must be an integer from 1 to 999999999"
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        ("1" + "0" * 30, MALFORMED_VERSION),  # an OverflowError from the database before
+        ("0", MALFORMED_VERSION),
+        ('"²"', MALFORMED_VERSION),
+        ("Infinity", "body is not valid JSON: Infinity is not a JSON number (RFC 8259, section 6)"),
+    ],
+)
+def test_a_key_share_with_a_version_out_of_range_is_400(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, record: dict, clock: Clock, version: str, said: str
+) -> None:
+    grant = patient.grant(clinician.address, [LAB], expiry=clock.now + timedelta(days=1))
+    lab = next(o for o in patient.everything("Observation") if LAB in _category(o))
+    body = f'{{"keys": [{{"resourceType": "Observation", "id": "{lab["id"]}", "versionId": {version}, "key": {{}}}}]}}'
+    assert _post(http, patient, f"/consent/grants/{grant['grantId']}/keys", body) == (400, said)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,3 +90,77 @@ def test_unknown_parameters_ignored_unless_strict() -> None:
 def test_bad_control_parameters(bad: tuple[str, str]) -> None:
     with pytest.raises(InvalidRequest):
         parse_search([bad], strict=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("9999", "outside the dates the vault handles"),  # the year's end is in year 10000
+        ("ge9999-12-31T23:59:59.9999999Z", "outside the dates the vault handles"),
+        ("0001-01-01T00:00:00+01:00", "outside the dates the vault handles"),  # before year 1 in UTC
+        ("ge2026-01-01T00:00:00+24:00", "is not a FHIR dateTime"),  # FHIR zones run from -13:59 to +14:00
+        ("2026-01-01T00:00:00+14:01", "is not a FHIR dateTime"),
+        ("2026-01-01T00:00:00-14:30", "is not a FHIR dateTime"),
+        ("٢٠٢٦", "is not a FHIR dateTime"),  # Arabic-Indic digits: \d took them, int() too
+        ("2026-01-01T00:00:00.1234567890Z", "is not a FHIR dateTime"),  # at most nine fraction digits
+        ("0000", "is not a real date"),
+        ("2026-01-01T00:00:60Z", "is not a real date"),
+    ],
+)
+def test_dates_out_of_range_or_form_are_400_naming_the_parameter(value: str, reason: str) -> None:
+    with pytest.raises(InvalidRequest, match=reason) as refused:
+        time_bounds(value)
+    assert refused.value.expression == "_lastUpdated"
+    assert refused.value.message.startswith("_lastUpdated ")
+    with pytest.raises(InvalidRequest) as refused:
+        time_bounds(value, name="_since")
+    assert (refused.value.expression, refused.value.message[:7]) == ("_since", "_since ")
+
+
+@pytest.mark.parametrize("zone", ["+14:00", "-14:00", "-13:59", "+05:45", "Z"])
+def test_every_fhir_time_zone_is_taken(zone: str) -> None:
+    assert time_bounds(f"2026-03-01T09:30:00{zone}")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("_count", "²"),  # str.isdigit() is True, int() refuses it
+        ("_count", "٣"),  # int() would take this one: still not ASCII
+        ("_count", "1" * 5000),  # int() refuses more than 4300 digits
+        ("_count", "1234567890"),
+        ("_count", " 5"),
+        ("_count", "+5"),
+        ("_offset", "1" * 5000),
+        ("_offset", "²"),
+        ("_offset", "-1"),
+        ("_offset", ""),
+    ],
+)
+def test_counts_are_ascii_digits_of_bounded_length(name: str, value: str) -> None:
+    with pytest.raises(InvalidRequest, match=f"^{name} must be a non-negative integer of at most 9 digits$") as refused:
+        parse_search([(name, value)], strict=False)
+    assert refused.value.expression == name
+
+
+def _refusal(parse: Callable[[], object]) -> InvalidRequest | None:
+    """The InvalidRequest ``parse`` raises, or None; any other exception fails the test (it would be a 500)."""
+    try:
+        parse()
+    except InvalidRequest as refused:
+        return refused
+    return None
+
+
+@given(st.text(max_size=40))
+def test_any_search_value_parses_or_is_refused_as_invalid(value: str) -> None:
+    for name in ("_count", "_offset", "_lastUpdated", "_sort", "_id", "patient"):
+        refused = _refusal(lambda name=name: parse_search([(name, value)], strict=True))
+        assert refused is None or refused.expression == name
+
+
+@given(st.from_regex(r"(eq|ne|gt|lt|ge|le|sa|eb)?[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                     r"(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?", fullmatch=True))
+def test_any_date_shaped_value_parses_or_is_refused_as_invalid(value: str) -> None:
+    refused = _refusal(lambda: time_bounds(value))
+    assert refused is None or refused.expression == "_lastUpdated"
