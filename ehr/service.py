@@ -155,8 +155,10 @@ class Vault:
         return found
 
     def issue_token(
-        self, *, grant_type: str, assertion_type: str, assertion: str, scope: str, audience: str
+        self, *, grant_type: str, assertion_type: str, assertion: str, scope: str, audiences: tuple[str, ...]
     ) -> TokenGrant:
+        """An access token for a client assertion whose ``aud`` is one of ``audiences`` (this vault's token
+        endpoint, from its settings: never from the request)."""
         if grant_type != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         if assertion_type != ASSERTION_TYPE or not assertion:
@@ -164,7 +166,7 @@ class Vault:
         now = self._clock()
         with self.store.session() as tx:
             try:
-                checked = verify_client_assertion(assertion, audience=audience, now=now, lookup=tx.get_actor)
+                checked = verify_client_assertion(assertion, audiences=audiences, now=now, lookup=tx.get_actor)
             except Unauthorized as exc:
                 raise OAuthError("invalid_client", exc.message, status=401) from exc
             if not tx.use_assertion(checked.jti_key, checked.expires_at + timedelta(minutes=1), now):

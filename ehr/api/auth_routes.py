@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, VaultDep
+from ehr.api.deps import CurrentPrincipal, JsonBody, TokenAudiences, VaultDep
 from ehr.api.render import fhir_response
 from ehr.errors import InvalidRequest
 from ehr.fhir import operation_outcome
@@ -36,7 +36,7 @@ async def actor(address: str, principal: CurrentPrincipal, vault: VaultDep) -> R
 
 
 @router.post("/token")
-async def token(request: Request, vault: VaultDep, base: BaseUrl) -> Response:
+async def token(request: Request, vault: VaultDep, audiences: TokenAudiences) -> Response:
     """SMART Backend Services token endpoint (client_credentials + private_key_jwt)."""
     form = await request.form()
 
@@ -50,7 +50,7 @@ async def token(request: Request, vault: VaultDep, base: BaseUrl) -> Response:
         assertion_type=field("client_assertion_type"),
         assertion=field("client_assertion"),
         scope=field("scope"),
-        audience=f"{base}/auth/token",
+        audiences=audiences,
     )
     body: dict[str, Any] = {
         "access_token": grant.access_token,

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
 from ehr.identity import ActorKeys, Role
+from ehr.service import Vault
+from ehr.settings import Settings
 from ehr.tokens import ASSERTION_TYPE, make_client_assertion
 from tests.conftest import Clock, observation
 
@@ -449,6 +454,87 @@ def test_bad_assertions_are_refused(http: TestClient, patient: VaultClient, cloc
     response = _token_request(http, assertion)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_an_assertion_for_another_server_is_refused_whatever_the_host_header(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    # Signed by the patient for another service; replayed here with that service's name in Host.
+    stolen = make_client_assertion(patient.keys, "http://other-vault.example/auth/token", now=clock.now)
+    replay = http.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "patient/*.cruds",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": stolen,
+        },
+        headers={"Host": "other-vault.example"},
+    )
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"
+    assert "access_token" not in replay.json()
+    # The Host header changes nothing for an assertion made for this vault either.
+    ours = make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now)
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "patient/*.rs",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": ours,
+    }
+    assert http.post("/auth/token", data=form, headers={"Host": "other-vault.example"}).status_code == 200
+
+
+def test_links_are_built_on_the_public_url_not_the_host_header(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    for i in range(3):
+        patient.create(observation(patient.address, float(i)))
+        clock.advance(seconds=1)
+    page = http.get("/Observation", params={"_count": "2"}, headers={**bearer(patient), "Host": "evil.example"})
+    assert page.status_code == 200
+    urls = [link["url"] for link in page.json()["link"]] + [e["fullUrl"] for e in page.json()["entry"]]
+    assert urls
+    assert all(url.startswith("http://testserver/") for url in urls)
+    config = http.get("/.well-known/smart-configuration", headers={"Host": "evil.example"}).json()
+    assert config["token_endpoint"] == "http://testserver/auth/token"
+
+
+@pytest.fixture
+def loopback_vault(settings: Settings, vault: Vault) -> FastAPI:
+    """A vault served as ``pchr serve`` serves one by default: public URL http://127.0.0.1:8080."""
+    return create_app(dataclasses.replace(settings, public_url="http://127.0.0.1:8080"), vault=vault)
+
+
+@pytest.mark.parametrize("spelling", ["http://127.0.0.1:8080", "http://localhost:8080"])
+def test_a_loopback_vault_answers_to_127_0_0_1_and_localhost(
+    loopback_vault: FastAPI, spelling: str, clock: Clock
+) -> None:
+    with TestClient(loopback_vault, base_url=spelling) as http:
+        client = VaultClient(http, ActorKeys.generate(Role.PATIENT), clock=clock)
+        client.register()
+        for i in range(3):
+            client.create(observation(client.address, float(i)))
+        page = client.search("Observation", [("_count", "2")])
+        # Links in the spelling the client used, which its client follows.
+        assert all(link["url"].startswith(f"{spelling}/") for link in page["link"])
+        assert len(client.everything("Observation", [("_count", "2")])) == 3
+
+
+@pytest.mark.parametrize("other", ["http://127.0.0.1:8081", "https://127.0.0.1:8080", "http://[::1]:8080"])
+def test_a_loopback_vault_refuses_assertions_for_another_port_or_scheme(
+    loopback_vault: FastAPI, patient_keys: ActorKeys, clock: Clock, other: str
+) -> None:
+    with TestClient(loopback_vault, base_url="http://127.0.0.1:8080") as http:
+        VaultClient(http, patient_keys, clock=clock).register()
+        response = _token_request(http, make_client_assertion(patient_keys, f"{other}/auth/token", now=clock.now))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_a_vault_without_a_public_url_is_not_built(settings: Settings, vault: Vault) -> None:
+    with pytest.raises(ValueError, match="needs its public URL"):
+        create_app(dataclasses.replace(settings, public_url=None), vault=vault)
 
 
 def test_wrong_grant_type_and_unknown_scope(http: TestClient, patient: VaultClient, clock: Clock) -> None:
