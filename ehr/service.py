@@ -41,7 +41,7 @@ from ehr.errors import (
 )
 from ehr.fhir import ID_RE, canonical_json, is_resource_type, patient_of, validate_resource
 from ehr.identity import ActorPublic, Role, normalize_address
-from ehr.policy import Action, Principal, authorize
+from ehr.policy import Action, Principal, authorize, require_scope
 from ehr.scopes import grantable, scope_string
 from ehr.search import SearchQuery
 from ehr.store import GrantPolicy, Head, Store, StoreSession, VersionRecord
@@ -188,7 +188,7 @@ class Vault:
     # -- named writers --------------------------------------------------------------------------
     def add_writer(self, principal: Principal, writer: str) -> None:
         writer = _address(writer)
-        self._require_patient(principal)
+        self._require_writer_manager(principal)
         with self.store.session() as tx:
             if tx.get_actor(writer) is None:
                 raise Unprocessable(f"{writer} is not registered with this vault")
@@ -196,7 +196,7 @@ class Vault:
 
     def remove_writer(self, principal: Principal, writer: str) -> None:
         writer = _address(writer)
-        self._require_patient(principal)
+        self._require_writer_manager(principal)
         with self.store.session() as tx:
             if not tx.remove_writer(principal.address, writer):
                 raise NotFound(f"{writer} is not a named writer")
@@ -210,6 +210,18 @@ class Vault:
     def _require_patient(principal: Principal) -> None:
         if principal.role is not Role.PATIENT:
             raise Forbidden("only a patient names the writers of their record")
+
+    @classmethod
+    def _require_writer_manager(cls, principal: Principal) -> None:
+        """Naming or removing a writer: the patient, with a token that may create and update every resource type.
+
+        A named writer may create and update any resource type in the record, and keeps that after the token that
+        named it expires; a token may not hand out more than it may do, so it needs ``c`` and ``u`` on ``*``
+        (``patient/*.cu``, ``patient/*.write`` or ``patient/*.cruds``). Removing needs the same: otherwise a
+        leaked read-only token could cut off the patient's lab. Listing needs a patient's token of any scope.
+        """
+        cls._require_patient(principal)
+        require_scope(principal, "*", Action.CREATE, Action.UPDATE)
 
     # -- writes ---------------------------------------------------------------------------------
     def create(self, principal: Principal, resource_type: str, body: dict[str, Any]) -> WriteResult:
@@ -477,7 +489,7 @@ class Vault:
             else:
                 if resource_type is not None:
                     _check_type(resource_type)
-                    _require_scope(principal, resource_type, Action.SEARCH)
+                    require_scope(principal, resource_type, Action.SEARCH)
                 # Type- and system-level history: the caller's own compartment only.
                 patients = [principal.address] if principal.role is Role.PATIENT else []
             total, records = tx.history(
@@ -494,7 +506,7 @@ class Vault:
     def search(self, principal: Principal, resource_type: str, query: SearchQuery) -> Page:
         """Current versions the caller holds a data key for, in the compartments it may search."""
         _check_type(resource_type)
-        _require_scope(principal, resource_type, Action.SEARCH)
+        require_scope(principal, resource_type, Action.SEARCH)
         with self.store.session() as tx:
             grants: dict[str, GrantPolicy] = {}
             if query.patients:
@@ -579,11 +591,6 @@ class Vault:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _require_scope(principal: Principal, resource_type: str, action: Action) -> None:
-    if not any(s.allows(resource_type, action.value) for s in principal.scopes):
-        raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
-
-
 def _self_patient(principal: Principal) -> str | None:
     return principal.address if principal.role is Role.PATIENT else None
 

@@ -349,6 +349,90 @@ def test_named_writer_may_add_but_not_read(patient: VaultClient, clinician: Vaul
         clinician.create(observation(patient.address))
 
 
+def _condition(patient: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "subject": {"reference": f"Patient/{patient}"}, "code": {"text": "HIV"}}
+
+
+def _token(http: TestClient, keys: ActorKeys, clock: Clock, scope: str) -> dict[str, str]:
+    return bearer(VaultClient(http, keys, clock=clock, scope=scope))
+
+
+@pytest.mark.parametrize(
+    ("scope", "missing"),
+    [
+        ("patient/Observation.r", "delete on Condition (it needs patient/Condition.d)"),
+        ("patient/Observation.cruds", "delete on Condition (it needs patient/Condition.d)"),
+        ("patient/*.crus", "delete on Condition (it needs patient/Condition.d)"),
+    ],
+)
+def test_erase_needs_delete_on_the_type_as_delete_does(
+    http: TestClient, patient: VaultClient, clock: Clock, scope: str, missing: str
+) -> None:
+    condition = patient.create(_condition(patient.address))
+    token = _token(http, patient.keys, clock, scope)
+    for refused in (
+        http.post(f"/Condition/{condition['id']}/$erase", headers=token),
+        http.delete(f"/Condition/{condition['id']}", headers=token),
+    ):
+        assert refused.status_code == 403
+        assert outcome(refused) == f"the access token's scopes do not allow {missing}"
+    assert patient.read("Condition", condition["id"])["code"]["text"] == "HIV"  # untouched
+
+
+@pytest.mark.parametrize("scope", ["patient/Condition.d", "patient/*.d", "patient/*.cruds"])
+def test_erase_with_delete_on_the_type(http: TestClient, patient: VaultClient, clock: Clock, scope: str) -> None:
+    condition = patient.create(_condition(patient.address))
+    erased = http.post(f"/Condition/{condition['id']}/$erase", headers=_token(http, patient.keys, clock, scope))
+    assert erased.status_code == 200
+    assert "1 version(s) crypto-shredded" in outcome(erased)
+    with pytest.raises(VaultClientError) as gone:
+        patient.read("Condition", condition["id"])
+    assert gone.value.status == 410
+
+
+@pytest.mark.parametrize(
+    ("scope", "missing"),
+    [
+        ("patient/Observation.r", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/*.rs", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/Observation.cruds", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/*.c", "update on every resource type (it needs patient/*.u)"),
+    ],
+)
+def test_naming_or_removing_a_writer_needs_create_and_update_on_every_type(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock, scope: str, missing: str
+) -> None:
+    token = _token(http, patient.keys, clock, scope)
+    added = http.put(f"/auth/writers/{clinician.address}", headers=token)
+    assert added.status_code == 403
+    assert outcome(added) == f"the access token's scopes do not allow {missing}"
+    assert patient.writers() == []
+    clock.advance(hours=1)  # the narrow token is long gone: the clinician still may not write
+    with pytest.raises(VaultClientError) as refused:
+        clinician.create(observation(patient.address))
+    assert refused.value.status == 403
+
+    patient.add_writer(clinician.address)
+    removed = http.delete(f"/auth/writers/{clinician.address}", headers=_token(http, patient.keys, clock, scope))
+    assert removed.status_code == 403
+    assert outcome(removed) == f"the access token's scopes do not allow {missing}"
+    assert patient.writers() == [clinician.address]
+
+
+@pytest.mark.parametrize("scope", ["patient/*.cu", "patient/*.write", "patient/*.cruds"])
+def test_a_token_that_may_write_everything_names_and_removes_writers(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock, scope: str
+) -> None:
+    token = _token(http, patient.keys, clock, scope)
+    assert http.put(f"/auth/writers/{clinician.address}", headers=token).status_code == 200
+    assert http.get("/auth/writers", headers=_token(http, patient.keys, clock, "patient/Observation.r")).json()[
+        "writers"
+    ] == [clinician.address]
+    clinician.create(observation(patient.address))
+    assert http.delete(f"/auth/writers/{clinician.address}", headers=token).status_code == 200
+    assert patient.writers() == []
+
+
 def test_only_a_patient_names_writers(http: TestClient, patient: VaultClient, clinician: VaultClient) -> None:
     response = http.put(f"/auth/writers/{patient.address}", headers=bearer(clinician))
     assert response.status_code == 403
