@@ -354,6 +354,7 @@ class Vault:
                 raise InvalidRequest("the sealed envelope names another resource than the request")
             patient = _address(c.patient)
             self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            _check_patient_resource(resource_type, resource_id, patient)
             if c.version_id != str(version):
                 raise Conflict(f"sealed for version {c.version_id[:16]} but the next version is {version}")
             if envelope.key.recipient != c.patient:
@@ -370,6 +371,7 @@ class Vault:
                 )
             patient = owner
             self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            _check_patient_resource(resource_type, resource_id, patient)
             actor = self._registered_patient(tx, patient)
             resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": instant(now)}
             context = SealContext(resource_type, resource_id, str(version), patient)
@@ -591,6 +593,21 @@ class Vault:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def _check_patient_resource(resource_type: str, resource_id: str, patient: str) -> None:
+    """A Patient resource is its patient: ``Patient/<address>``, filed in that address's own record.
+
+    Refused otherwise (422: the caller may write to the record it names, but the resource contradicts it), or
+    any patient could file ``Patient/<someone else>`` in their own record: that patient could then never write
+    her own, and whoever the squatter grants would read the fake as hers. Every write path ends in ``_write``:
+    create, update, transaction entries, plain and client-sealed alike.
+    """
+    if resource_type == "Patient" and resource_id != patient:
+        raise Unprocessable(
+            f"a Patient resource's id must be the address of the patient whose record holds it: Patient/{patient}",
+            expression="Patient.id",
+        )
+
+
 def _self_patient(principal: Principal) -> str | None:
     return principal.address if principal.role is Role.PATIENT else None
 

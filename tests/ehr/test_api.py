@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -18,10 +19,15 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
+from ehr.crypto import SealContext, seal
+from ehr.demo import synthetic_record
+from ehr.envelope import Envelope
+from ehr.fhir import canonical_json
 from ehr.identity import ActorKeys, Role
 from ehr.service import Vault
 from ehr.settings import Settings
 from ehr.tokens import ASSERTION_TYPE, make_client_assertion
+from ehr.transaction import assign_patient
 from tests.conftest import Clock, observation
 
 
@@ -436,6 +442,87 @@ def test_a_token_that_may_write_everything_names_and_removes_writers(
 def test_only_a_patient_names_writers(http: TestClient, patient: VaultClient, clinician: VaultClient) -> None:
     response = http.put(f"/auth/writers/{patient.address}", headers=bearer(clinician))
     assert response.status_code == 403
+
+
+# -- a Patient resource is its own patient ------------------------------------------------------------
+SQUAT = "a Patient resource's id must be the address of the patient whose record holds it"
+
+
+def _sealed_patient(resource_id: str, owner: ActorKeys, version: int = 1) -> dict[str, Any]:
+    """A Patient sealed by hand (the client would file it under its id): ``Patient/<resource_id>`` in ``owner``'s
+    record."""
+    fake = {"resourceType": "Patient", "id": resource_id, "name": [{"text": "Fake Name"}]}
+    context = SealContext("Patient", resource_id, str(version), owner.address)
+    sealed, key = seal(canonical_json(fake), context, owner.address, owner.public().encryption_key())
+    return Envelope(sealed, key).to_binary("1970-01-01T00:00:00Z")
+
+
+def _squat_refused(response: Any, owner: str, where: str = "") -> None:
+    assert response.status_code == 422
+    assert outcome(response) == f"{where}{SQUAT}: Patient/{owner}"
+    assert response.json()["issue"][0]["expression"] == ["Patient.id"]
+
+
+def test_a_patient_cannot_file_another_patients_patient_resource(
+    http: TestClient, patient: VaultClient, other_patient: VaultClient, clinician: VaultClient, clock: Clock
+) -> None:
+    victim, mallory = patient, other_patient
+    binary = _sealed_patient(victim.address, mallory.keys)
+    _squat_refused(http.post("/Patient", json=binary, headers=bearer(mallory)), mallory.address)
+    _squat_refused(http.put(f"/Patient/{victim.address}", json=binary, headers=bearer(mallory)), mallory.address)
+    # A writer Mallory named cannot do it for her either.
+    mallory.add_writer(clinician.address)
+    _squat_refused(http.put(f"/Patient/{victim.address}", json=binary, headers=bearer(clinician)), mallory.address)
+    # Plain FHIR is filed under the Patient's id: the victim's record, which Mallory may not write to.
+    plain = {"resourceType": "Patient", "id": victim.address, "name": [{"text": "Fake Name"}]}
+    response = http.put(f"/Patient/{victim.address}", json=plain, headers=bearer(mallory))
+    assert response.status_code == 403
+    assert "only the patient, or a writer the patient has named" in outcome(response)
+    # Nothing was filed: the victim creates, updates and erases her own; Mallory's grantee cannot read it.
+    victim.create({"resourceType": "Patient", "name": [{"text": "Real"}]})
+    victim.update({"resourceType": "Patient", "id": victim.address, "name": [{"text": "Real, amended"}]})
+    assert victim.read("Patient", victim.address)["name"] == [{"text": "Real, amended"}]
+    mallory.grant(clinician.address, ["patient"], expiry=clock.now + timedelta(days=1))
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Patient", victim.address)
+    assert refused.value.status == 403
+    victim.erase("Patient", victim.address)
+
+
+def test_a_patient_resource_id_is_the_address_as_the_vault_spells_it(http: TestClient, patient: VaultClient) -> None:
+    lower = patient.address.lower()
+    plain = {"resourceType": "Patient", "id": lower, "name": [{"text": "Ada"}]}
+    _squat_refused(http.put(f"/Patient/{lower}", json=plain, headers=bearer(patient)), patient.address)
+    binary = _sealed_patient("not-an-address", patient.keys)
+    _squat_refused(http.post("/Patient", json=binary, headers=bearer(patient)), patient.address)
+    # Its own address, sealed by hand or plain: accepted.
+    created = http.post("/Patient", json=_sealed_patient(patient.address, patient.keys), headers=bearer(patient))
+    assert created.status_code == 201
+    updated = http.put(f"/Patient/{patient.address}", json={**plain, "id": patient.address}, headers=bearer(patient))
+    assert updated.status_code == 200
+
+
+def test_a_transaction_cannot_file_another_patients_patient_resource(
+    http: TestClient, patient: VaultClient, other_patient: VaultClient
+) -> None:
+    victim, mallory = patient, other_patient
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": observation(mallory.address), "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": _sealed_patient(victim.address, mallory.keys),
+                "request": {"method": "PUT", "url": f"Patient/{victim.address}"},
+            },
+        ],
+    }
+    _squat_refused(http.post("/", json=bundle, headers=bearer(mallory)), mallory.address, "Bundle.entry[1]: ")
+    assert mallory.search("Observation", [("_count", "0")])["total"] == 0  # all or nothing
+    # pchr upload's Bundle (its Patient rebound to the uploader) goes through, whatever the address's case.
+    record = assign_patient(synthetic_record(seed=5), victim.address.lower())
+    response = victim.transaction(record, patient=victim.address)
+    assert any(e["response"]["location"].startswith(f"Patient/{victim.address}/") for e in response["entry"])
 
 
 # -- authentication -------------------------------------------------------------------------------
