@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -98,7 +99,7 @@ class Settings:
         if self.public_url is not None:
             object.__setattr__(self, "public_url", check_public_url(self.public_url))
 
-    @property
+    @cached_property
     def public_urls(self) -> tuple[str, ...]:
         """The base URLs the vault answers to, the canonical :attr:`public_url` first; empty if it is unset."""
         return public_urls(self.public_url) if self.public_url is not None else ()
