@@ -111,7 +111,7 @@ def measure_service(runs: int, workdir: Path) -> list[InprocResult]:
             assertion_type=ASSERTION_TYPE,
             assertion=make_client_assertion(patient, audience, now=datetime.now(UTC)),
             scope=DEFAULT_SCOPES[Role.PATIENT],
-            audience=audience,
+            audiences=(audience,),
         )
         authorization = f"Bearer {grant.access_token}"
         body = observation(patient.address)

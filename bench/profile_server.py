@@ -11,6 +11,7 @@ do not count).
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import io
 import json
 import pstats
@@ -28,7 +29,7 @@ from httpbench import LOADGEN, resource_ids
 from loadgen import Spec
 from workload import observation
 
-from ehr._serve import serve_in_thread
+from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
 from ehr.client import VaultClient
 from ehr.identity import ActorKeys, Role
@@ -72,7 +73,9 @@ def main() -> None:
         settings = Settings(database_url=f"sqlite:///{tmp}/profile.db")
         keys = ActorKeys.generate(Role.PATIENT)
         body = json.dumps(observation(keys.address))
-        with serve_in_thread(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        listener = listen()
+        served = create_app(dataclasses.replace(settings, public_url=listener.url))
+        with serve_in_thread(served, listener=listener) as base, httpx.Client(base_url=base, timeout=30) as http:
             client = VaultClient(http, keys)  # set-up on an unprofiled server: the patient and 300 records
             client.register()
             headers = {"Authorization": f"Bearer {client.access_token()}", "Content-Type": "application/fhir+json"}
@@ -80,7 +83,9 @@ def main() -> None:
                 [http.post("/Observation", content=body, headers=headers).headers["location"] for _ in range(300)]
             )
         threading.setprofile(_start_thread_profile)  # every thread started from here on is profiled
-        with serve_in_thread(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        listener = listen()
+        profiled = create_app(dataclasses.replace(settings, public_url=listener.url))
+        with serve_in_thread(profiled, listener=listener) as base, httpx.Client(base_url=base, timeout=30) as http:
             token = VaultClient(http, keys).access_token()
             if scenario == "reads":
                 outcome = _load(base, token, "GET", [f"/Observation/{i}" for i in ids], None, 200, seconds)

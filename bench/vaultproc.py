@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 from loadgen import cpu_seconds
-from vault_app import DATABASE_URL_ENV, SIGNING_KEY_ENV
+from vault_app import DATABASE_URL_ENV, PUBLIC_URL_ENV, SIGNING_KEY_ENV
 
 from ehr.api.app import load_or_create_token_key
 
@@ -143,6 +143,7 @@ def run_vault(workdir: Path, *, workers: int, host: str = "127.0.0.1") -> Iterat
         **os.environ,
         DATABASE_URL_ENV: f"sqlite:///{workdir / 'bench.db'}",
         SIGNING_KEY_ENV: str(key_path),
+        PUBLIC_URL_ENV: f"http://{host}:{port}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     command = [

@@ -128,7 +128,13 @@ def keys_register(vault: str, keyfile: Path) -> None:
     show_default="$PCHR_TOKEN_KEY or pchr-token.key",
     help="File holding the Ed25519 key that signs access tokens (created if missing; shared by all workers).",
 )
-@click.option("--public-url", default=None, help="Base URL clients use, if behind a proxy.")
+@click.option(
+    "--public-url",
+    default=lambda: os.environ.get("PCHR_PUBLIC_URL") or None,
+    show_default="$PCHR_PUBLIC_URL, or http://HOST:PORT for a loopback --host",
+    help="The base URL clients use (the token audience and the base of links); required with a --host other "
+    "than loopback, e.g. https://vault.example.org behind a TLS proxy.",
+)
 @click.option(
     "--models",
     default=lambda: os.environ.get("PCHR_MODELS", ",".join(DEFAULT_MODELS)),
@@ -166,13 +172,14 @@ def serve(
 
     from ehr.api.app import load_or_create_token_key
 
+    public_url = _serve_public_url(host, port, public_url)  # first: a refusal must leave nothing behind
+
     load_or_create_token_key(token_key)  # created here, once, before any worker starts
     os.environ["PCHR_DATABASE_URL"] = database_url
     os.environ["PCHR_TOKEN_KEY"] = str(token_key.resolve())
     os.environ["PCHR_MODELS"] = models
     _prepare_ledger(ledger, workers)
-    if public_url:
-        os.environ["PCHR_PUBLIC_URL"] = public_url
+    os.environ["PCHR_PUBLIC_URL"] = public_url
     names = [m.strip() for m in models.split(",") if m.strip()]
     if names:
         from models.registry import Registry
@@ -185,7 +192,10 @@ def serve(
         consent = load_or_create_consent_keys(zk_key)  # likewise: every worker must prove and verify with one key
         os.environ["PCHR_ZK_KEY"] = str(zk_key.resolve())
         click.echo(f"consent circuit key {zk_key} ({'DEVELOPMENT setup' if consent.development else 'ceremony'})")
-    click.echo(f"pchr vault on http://{host}:{port} ({workers} worker(s), database {_redact(database_url)})")
+    click.echo(
+        f"pchr vault on http://{_url_host(host)}:{port} for clients at {public_url} ({workers} worker(s), "
+        f"database {_redact(database_url)})"
+    )
     uvicorn.run(
         "ehr.api.app:app_from_env",
         factory=True,
@@ -543,6 +553,43 @@ def demo(workdir: Path | None, ledger: str) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _serve_public_url(host: str, port: int, public_url: str | None) -> str:
+    """The public URL ``pchr serve`` gives the vault: the one given, or ``http://HOST:PORT`` for a loopback host.
+
+    Listening beyond this machine without one is refused: the URL clients use (the token audience) cannot be known
+    from the address the server binds, and the vault never takes it from a request's Host header.
+    """
+    from ehr.settings import check_public_url
+
+    if public_url:
+        try:
+            return check_public_url(public_url)
+        except ValueError as exc:
+            raise click.ClickException(f"--public-url / PCHR_PUBLIC_URL: {exc}") from exc
+    if not _is_loopback(host):
+        raise click.ClickException(
+            f"--host {host} listens beyond this machine: set --public-url (or PCHR_PUBLIC_URL) to the URL clients "
+            "use, e.g. https://vault.example.org; it is the access tokens' audience, and the vault does not take "
+            "it from requests"
+        )
+    return f"http://{_url_host(host)}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _prepare_ledger(ledger: str, workers: int) -> None:
     """Select the workers' consent ledger; on an EVM node without a contract yet, deploy one here, once."""
     os.environ["PCHR_LEDGER"] = ledger

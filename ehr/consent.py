@@ -35,7 +35,7 @@ from consent_chain.ledger import Appended, Ledger
 from ehr.crypto import WrappedKey
 from ehr.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 from ehr.identity import Role
-from ehr.policy import Principal
+from ehr.policy import Action, Principal, authorize
 from ehr.service import Vault
 from ehr.store import GrantPolicy
 
@@ -219,13 +219,13 @@ class ConsentService:
         return sorted({g.grant_id: g for g in [*given, *held]}.values(), key=lambda g: g.granted_at)
 
     def erase(self, principal: Principal, resource_type: str, resource_id: str) -> int:
-        """Crypto-shred a resource (every version); only its patient may."""
+        """Crypto-shred a resource (every version): allowed as a DELETE of it is (its patient, with a token
+        allowing delete on its type), since it destroys more than a DELETE does."""
         with self.vault.store.session() as tx:
             head = tx.head(resource_type, resource_id)
             if head is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
-            if principal.address != head.patient:
-                raise Forbidden("only the patient erases a resource from their record")
+            authorize(principal, Action.DELETE, resource_type, head.patient, named_writer=False)
             return tx.erase(resource_type, resource_id)
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ehr._serve import serve_in_thread
+from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
 from ehr.identity import ActorKeys, Role
@@ -136,11 +136,12 @@ def _steps() -> Iterator[int]:
 def _run(where: Path, echo: Callable[[str], None], seed: int, ledger: str = "sql") -> int:
     step = _steps()
     db_path = where / "vault.db"
-    settings = Settings(database_url=f"sqlite:///{db_path}", models=("diabetes",))
+    listener = listen()  # bound first: the vault is built knowing the URL it answers at (its token audience)
+    settings = Settings(database_url=f"sqlite:///{db_path}", models=("diabetes",), public_url=listener.url)
     settings = dataclasses.replace(settings, ledger="evm+tester" if ledger == "evm" else "sql")
     echo("pchr demo: an encrypted, patient-controlled health record\n")
     app = create_app(settings)
-    with serve_in_thread(app) as base:
+    with serve_in_thread(app, listener=listener) as base:
         echo(f"{next(step)}. Vault running at {base}, storing into {db_path}")
         if ledger == "evm":
             _describe_evm_ledger(app, echo)

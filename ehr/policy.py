@@ -26,9 +26,18 @@ from typing import Protocol, TypeVar
 from consent_chain.grants import READ_PURPOSES
 from ehr.errors import Forbidden
 from ehr.identity import Role
-from ehr.scopes import Scope
+from ehr.scopes import Scope, needed_scope
 
-__all__ = ["Action", "GrantTerms", "Principal", "authorize", "expired_grants", "opening_grants", "share_grant"]
+__all__ = [
+    "Action",
+    "GrantTerms",
+    "Principal",
+    "authorize",
+    "expired_grants",
+    "opening_grants",
+    "require_scope",
+    "share_grant",
+]
 
 
 class Action(enum.StrEnum):
@@ -54,6 +63,17 @@ class Principal:
     scopes: tuple[Scope, ...]
 
 
+def require_scope(principal: Principal, resource_type: str, *actions: Action) -> None:
+    """Raise Forbidden, naming the missing scope, unless the token's scopes allow every one of ``actions`` on
+    ``resource_type``. ``"*"`` means every resource type, which only a ``*`` scope (``patient/*.cu``) allows."""
+    missing = [a for a in actions if not any(s.allows(resource_type, a.value) for s in principal.scopes)]
+    if missing:
+        what = "every resource type" if resource_type == "*" else resource_type
+        needed = needed_scope(principal.role, resource_type, "".join(a.value for a in missing))
+        verbs = " and ".join(a.verb for a in missing)
+        raise Forbidden(f"the access token's scopes do not allow {verbs} on {what} (it needs {needed})")
+
+
 def authorize(
     principal: Principal,
     action: Action,
@@ -64,8 +84,7 @@ def authorize(
     granted: bool = False,
 ) -> None:
     """Raise Forbidden unless ``principal`` may perform ``action`` on ``patient``'s ``resource_type``."""
-    if not any(scope.allows(resource_type, action.value) for scope in principal.scopes):
-        raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
+    require_scope(principal, resource_type, action)
     if principal.address == patient:
         return
     if action in (Action.CREATE, Action.UPDATE) and named_writer:

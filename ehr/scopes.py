@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ehr.identity import Role
 
-__all__ = ["Scope", "grantable", "parse_scope", "scope_string"]
+__all__ = ["Scope", "grantable", "needed_scope", "parse_scope", "scope_string"]
 
 _SCOPE_RE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.([a-z*]+)$")
 _V2_ORDER = "cruds"
@@ -30,6 +30,8 @@ _CONTEXTS: dict[Role, frozenset[str]] = {
     Role.CLINICIAN: frozenset({"user", "system"}),
     Role.AUDITOR: frozenset({"system"}),
 }
+# The context named when telling a role which scope it lacks.
+_NAMED_CONTEXT: dict[Role, str] = {Role.PATIENT: "patient", Role.CLINICIAN: "user", Role.AUDITOR: "system"}
 # Auditors verify the ledger; they never need to write records.
 _MAX_PERMISSIONS: dict[Role, str] = {Role.PATIENT: "cruds", Role.CLINICIAN: "cruds", Role.AUDITOR: "rs"}
 
@@ -76,6 +78,11 @@ def grantable(requested: str, role: Role) -> tuple[Scope, ...]:
         if perms and Scope(scope.context, scope.resource_type, perms) not in granted:
             granted.append(Scope(scope.context, scope.resource_type, perms))
     return tuple(granted)
+
+
+def needed_scope(role: Role, resource_type: str, permissions: str) -> Scope:
+    """The scope a ``role`` would ask for to hold ``permissions`` on ``resource_type`` (to say what is missing)."""
+    return Scope(_NAMED_CONTEXT[role], resource_type, "".join(p for p in _V2_ORDER if p in permissions))
 
 
 def scope_string(scopes: tuple[Scope, ...]) -> str:

@@ -41,7 +41,7 @@ from ehr.errors import (
 )
 from ehr.fhir import ID_RE, canonical_json, is_resource_type, patient_of, validate_resource
 from ehr.identity import ActorPublic, Role, normalize_address
-from ehr.policy import Action, Principal, authorize, expired_grants, opening_grants, share_grant
+from ehr.policy import Action, Principal, authorize, expired_grants, opening_grants, require_scope, share_grant
 from ehr.scopes import grantable, scope_string
 from ehr.search import SearchQuery
 from ehr.store import GrantPolicy, Head, Store, StoreSession, VersionRecord
@@ -158,8 +158,10 @@ class Vault:
         return found
 
     def issue_token(
-        self, *, grant_type: str, assertion_type: str, assertion: str, scope: str, audience: str
+        self, *, grant_type: str, assertion_type: str, assertion: str, scope: str, audiences: tuple[str, ...]
     ) -> TokenGrant:
+        """An access token for a client assertion whose ``aud`` is one of ``audiences`` (this vault's token
+        endpoint, from its settings: never from the request)."""
         if grant_type != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         if assertion_type != ASSERTION_TYPE or not assertion:
@@ -167,7 +169,7 @@ class Vault:
         now = self._clock()
         with self.store.session() as tx:
             try:
-                checked = verify_client_assertion(assertion, audience=audience, now=now, lookup=tx.get_actor)
+                checked = verify_client_assertion(assertion, audiences=audiences, now=now, lookup=tx.get_actor)
             except Unauthorized as exc:
                 raise OAuthError("invalid_client", exc.message, status=401) from exc
             if not tx.use_assertion(checked.jti_key, checked.expires_at + timedelta(minutes=1), now):
@@ -189,7 +191,7 @@ class Vault:
     # -- named writers --------------------------------------------------------------------------
     def add_writer(self, principal: Principal, writer: str) -> None:
         writer = _address(writer)
-        self._require_patient(principal)
+        self._require_writer_manager(principal)
         with self.store.session() as tx:
             if tx.get_actor(writer) is None:
                 raise Unprocessable(f"{writer} is not registered with this vault")
@@ -197,7 +199,7 @@ class Vault:
 
     def remove_writer(self, principal: Principal, writer: str) -> None:
         writer = _address(writer)
-        self._require_patient(principal)
+        self._require_writer_manager(principal)
         with self.store.session() as tx:
             if not tx.remove_writer(principal.address, writer):
                 raise NotFound(f"{writer} is not a named writer")
@@ -211,6 +213,18 @@ class Vault:
     def _require_patient(principal: Principal) -> None:
         if principal.role is not Role.PATIENT:
             raise Forbidden("only a patient names the writers of their record")
+
+    @classmethod
+    def _require_writer_manager(cls, principal: Principal) -> None:
+        """Naming or removing a writer: the patient, with a token that may create and update every resource type.
+
+        A named writer may create and update any resource type in the record, and keeps that after the token that
+        named it expires; a token may not hand out more than it may do, so it needs ``c`` and ``u`` on ``*``
+        (``patient/*.cu``, ``patient/*.write`` or ``patient/*.cruds``). Removing needs the same: otherwise a
+        leaked read-only token could cut off the patient's lab. Listing needs a patient's token of any scope.
+        """
+        cls._require_patient(principal)
+        require_scope(principal, "*", Action.CREATE, Action.UPDATE)
 
     # -- writes ---------------------------------------------------------------------------------
     def create(self, principal: Principal, resource_type: str, body: dict[str, Any]) -> WriteResult:
@@ -343,6 +357,7 @@ class Vault:
                 raise InvalidRequest("the sealed envelope names another resource than the request")
             patient = _address(c.patient)
             self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            _check_patient_resource(resource_type, resource_id, patient)
             if c.version_id != str(version):
                 raise Conflict(f"sealed for version {c.version_id[:16]} but the next version is {version}")
             if envelope.key.recipient != c.patient:
@@ -359,6 +374,7 @@ class Vault:
                 )
             patient = owner
             self._authorize_write(tx, principal, action, resource_type, patient, head, if_match)
+            _check_patient_resource(resource_type, resource_id, patient)
             actor = self._registered_patient(tx, patient)
             resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": instant(now)}
             context = SealContext(resource_type, resource_id, str(version), patient)
@@ -506,7 +522,7 @@ class Vault:
                 else:
                     if resource_type is not None:
                         _check_type(resource_type)
-                        _require_scope(principal, resource_type, Action.SEARCH)
+                        require_scope(principal, resource_type, Action.SEARCH)
                     # Type- and system-level history: the caller's own compartment only.
                     patients = [principal.address] if principal.role is Role.PATIENT else []
                 total, records = tx.history(
@@ -527,7 +543,7 @@ class Vault:
     def search(self, principal: Principal, resource_type: str, query: SearchQuery) -> Page:
         """Current versions the caller holds a usable data key for, in the compartments it may search."""
         _check_type(resource_type)
-        _require_scope(principal, resource_type, Action.SEARCH)
+        require_scope(principal, resource_type, Action.SEARCH)
         now = self._clock()
         mask = self.catalogue.type_mask(resource_type)
         expired: list[bytes] = []
@@ -630,9 +646,19 @@ class Vault:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _require_scope(principal: Principal, resource_type: str, action: Action) -> None:
-    if not any(s.allows(resource_type, action.value) for s in principal.scopes):
-        raise Forbidden(f"the access token's scopes do not allow {action.verb} on {resource_type}")
+def _check_patient_resource(resource_type: str, resource_id: str, patient: str) -> None:
+    """A Patient resource is its patient: ``Patient/<address>``, filed in that address's own record.
+
+    Refused otherwise (422: the caller may write to the record it names, but the resource contradicts it), or
+    any patient could file ``Patient/<someone else>`` in their own record: that patient could then never write
+    her own, and whoever the squatter grants would read the fake as hers. Every write path ends in ``_write``:
+    create, update, transaction entries, plain and client-sealed alike.
+    """
+    if resource_type == "Patient" and resource_id != patient:
+        raise Unprocessable(
+            f"a Patient resource's id must be the address of the patient whose record holds it: Patient/{patient}",
+            expression="Patient.id",
+        )
 
 
 def _self_patient(principal: Principal) -> str | None:

@@ -4,11 +4,44 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_MODELS", "Settings"]
+__all__ = ["DEFAULT_MODELS", "LOOPBACK_NAMES", "Settings", "check_public_url", "public_urls"]
 
 DEFAULT_MODELS = ("diabetes", "breast")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+"""Two spellings of this machine that a loopback public URL answers to alike (same scheme and port)."""
+
+
+def check_public_url(url: str) -> str:
+    """``url`` as a vault base URL (``http(s)://host[:port][/path]``, no trailing slash); ValueError otherwise."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ValueError(f"the public URL {url[:100]!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the public URL {url[:100]!r} must be http:// or https:// with a host")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError(f"the public URL {url[:100]!r} must have no user, query or fragment")
+    return parts.geturl().rstrip("/")
+
+
+def public_urls(public_url: str) -> tuple[str, ...]:
+    """Every base URL the vault answers to as ``public_url`` (checked), that one first.
+
+    A loopback URL names this machine: ``http://127.0.0.1:8080`` and ``http://localhost:8080`` are the same vault,
+    so each stands for both. Any other URL stands for itself alone.
+    """
+    url = check_public_url(public_url)
+    parts = urlsplit(url)
+    if parts.hostname not in LOOPBACK_NAMES:
+        return (url,)
+    port = f":{parts.port}" if parts.port is not None else ""
+    spellings = [parts._replace(netloc=f"{name}{port}").geturl() for name in LOOPBACK_NAMES]
+    return (url, *(s for s in spellings if s != url))
 
 
 @dataclass(frozen=True)
@@ -36,7 +69,11 @@ class Settings:
     issuer: str = "pchr-vault"
     """The ``iss`` of access tokens."""
     public_url: str | None = None
-    """The base URL clients use, for links and the token audience; default: taken from each request."""
+    """The base URL clients use (``https://vault.example.org``): the client assertions' audience is its
+    ``/auth/token``, and links are built on it. Never taken from a request (its Host header is the client's to
+    choose): :func:`ehr.api.create_app` refuses to build a vault without it. ``pchr serve`` defaults it to
+    ``http://HOST:PORT`` for a loopback ``--host``; a loopback URL also answers to the other spelling of this machine
+    (:func:`public_urls`). Tests with FastAPI's TestClient use ``http://testserver``."""
     token_key_path: Path | None = None
     """Ed25519 key (raw 32 bytes) signing access tokens; created on first start. None: a fresh key per process,
     so tokens (five minutes long) do not survive a restart."""
@@ -57,6 +94,15 @@ class Settings:
     ledger_operator_key_path: Path | None = None
     """EVM ledger: file holding the operator account's secp256k1 key (hex), which sends the ledger's transactions
     and pays their gas. None with ``evm+tester``: a fresh key, funded by the in-process chain."""
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            object.__setattr__(self, "public_url", check_public_url(self.public_url))
+
+    @cached_property
+    def public_urls(self) -> tuple[str, ...]:
+        """The base URLs the vault answers to, the canonical :attr:`public_url` first; empty if it is unset."""
+        return public_urls(self.public_url) if self.public_url is not None else ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

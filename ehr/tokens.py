@@ -85,14 +85,16 @@ class ClientAssertion:
 
 
 def verify_client_assertion(
-    assertion: str, *, audience: str, now: datetime, lookup: Callable[[str], ActorPublic | None]
+    assertion: str, *, audiences: tuple[str, ...], now: datetime, lookup: Callable[[str], ActorPublic | None]
 ) -> ClientAssertion:
     """Verify a client assertion's signature and claims; the caller must still record the ``jti``.
 
-    Every failure raises Unauthorized with the same reason, so a prober learns nothing about which check failed.
+    ``aud`` must name one of ``audiences``: the URLs of this vault's own token endpoint (none: every assertion is
+    refused). Every failure raises Unauthorized with the same reason, so a prober learns nothing about which check
+    failed.
     """
     refused = Unauthorized("client assertion rejected (signature, audience, lifetime or registration)")
-    if not _plausible_jwt(assertion):
+    if not audiences or not _plausible_jwt(assertion):
         raise refused
     try:
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -104,7 +106,7 @@ def verify_client_assertion(
             assertion,
             actor.identity_key(),
             algorithms=["ES256K"],
-            audience=audience,
+            audience=list(audiences),
             options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_exp": False},
         )
     except (jwt.PyJWTError, ValueError) as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ehr.errors import InvalidRequest
+from ehr.identity import normalize_address
 
 __all__ = ["PlannedEntry", "assign_patient", "plan_transaction"]
 
@@ -150,6 +151,10 @@ def assign_patient(bundle: dict[str, Any], address: str) -> dict[str, Any]:
     is keyed by their address, so the uploader rebinds it. References to the old ``fullUrl`` are then resolved by
     :func:`plan_transaction` as usual; references to a local ``Patient/<id>`` are rewritten here.
     """
+    try:
+        address = normalize_address(address)  # the Patient's id is the address as the vault spells it (EIP-55)
+    except ValueError as exc:
+        raise InvalidRequest(f"the patient must be a pchr address (0x followed by 40 hex digits): {exc}") from exc
     entries = [e for e in bundle.get("entry", []) if isinstance(e, dict)]
     patients = [
         e for e in entries if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"

@@ -97,9 +97,13 @@ def vault(store: Store, clock: Clock, ledger: Ledger) -> Vault:
     return Vault(store, clock=clock, ledger=ledger)
 
 
+TESTSERVER = "http://testserver"
+"""The base URL of FastAPI's TestClient: the public URL of every vault the ``http`` fixture serves."""
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, max_body_bytes=256 * 1024)
+    return Settings(database_url=database_url, max_body_bytes=256 * 1024, public_url=TESTSERVER)
 
 
 @pytest.fixture

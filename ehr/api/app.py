@@ -138,8 +138,18 @@ def create_app(
     consent_keys: ConsentKeys | None = None,
 ) -> FastAPI:
     """The vault's FastAPI app. Pass ``vault`` (clock, rng, store), ``scoring`` or ``consent_keys`` to inject
-    prepared ones (tests); otherwise the settings say how to build them."""
+    prepared ones (tests); otherwise the settings say how to build them.
+
+    ``settings.public_url`` is required (ValueError without it): an app served in a thread binds its socket first
+    to know it (:func:`ehr._serve.listen`); one driven by FastAPI's TestClient uses ``http://testserver``."""
     settings = settings or Settings.from_env()
+    if settings.public_url is None:
+        # The token endpoint checks client assertions' audience against it: taken from a request's Host header, a
+        # caller could make an assertion signed for another server count here.
+        raise ValueError(
+            "the vault needs its public URL, the base URL clients use (PCHR_PUBLIC_URL, pchr serve --public-url, "
+            "or Settings(public_url=...)): it is the token audience and is never taken from requests"
+        )
     if scoring is None:
         scoring = build_scoring(settings)
     if scoring is not None and consent_keys is None:

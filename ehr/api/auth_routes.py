@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ehr.api.deps import BaseUrl, CurrentPrincipal, JsonBody, SettingsDep, VaultDep, read_form
+from ehr.api.deps import CurrentPrincipal, JsonBody, SettingsDep, TokenAudiences, VaultDep, read_form
 from ehr.api.render import fhir_response
 from ehr.errors import InvalidRequest, OAuthError
 from ehr.fhir import operation_outcome
@@ -36,7 +36,7 @@ async def actor(address: str, principal: CurrentPrincipal, vault: VaultDep) -> R
 
 
 @router.post("/token")
-async def token(request: Request, vault: VaultDep, base: BaseUrl, settings: SettingsDep) -> Response:
+async def token(request: Request, vault: VaultDep, audiences: TokenAudiences, settings: SettingsDep) -> Response:
     """SMART Backend Services token endpoint (client_credentials + private_key_jwt).
 
     The request is a form (RFC 6749, section 4.4.2), read under the vault's body-size limit; refusals are
@@ -56,7 +56,7 @@ async def token(request: Request, vault: VaultDep, base: BaseUrl, settings: Sett
         assertion_type=field("client_assertion_type"),
         assertion=field("client_assertion"),
         scope=field("scope"),
-        audience=f"{base}/auth/token",
+        audiences=audiences,
     )
     body: dict[str, Any] = {
         "access_token": grant.access_token,

@@ -28,6 +28,7 @@ __all__ = [
     "JsonBody",
     "LedgerDep",
     "SettingsDep",
+    "TokenAudiences",
     "VaultDep",
     "read_body",
     "read_form",
@@ -74,10 +75,22 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def base_url(request: Request, settings: SettingsDep) -> str:
-    return (settings.public_url or str(request.base_url)).rstrip("/")
+    """The base of links in responses: the public URL the request came in by if it is one the vault answers to
+    (``127.0.0.1`` or ``localhost``), else the configured one; never a URL the request alone made up."""
+    came_by = str(request.base_url).rstrip("/")
+    return came_by if came_by in settings.public_urls else settings.public_urls[0]
 
 
 BaseUrl = Annotated[str, Depends(base_url)]
+
+
+async def token_audiences(settings: SettingsDep) -> tuple[str, ...]:
+    """The ``aud`` values a client assertion may carry here: the token endpoint under each public URL, from the
+    settings only. (Built from the request's Host, it would accept an assertion signed for another server.)"""
+    return tuple(f"{url}/auth/token" for url in settings.public_urls)
+
+
+TokenAudiences = Annotated[tuple[str, ...], Depends(token_audiences)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

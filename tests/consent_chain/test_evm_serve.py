@@ -160,6 +160,7 @@ def test_a_chain_that_goes_away_is_a_503_not_a_500(tmp_path: Path) -> None:
             ledger=f"evm+{url}",
             ledger_operator_key_path=key_file,
             ledger_contract=backend.address,
+            public_url="http://testserver",
         )
         http = TestClient(create_app(settings), raise_server_exceptions=False)
         VaultClient(http, ActorKeys.generate(Role.PATIENT)).register()  # a KEY entry, on the chain

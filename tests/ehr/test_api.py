@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from ehr.api import create_app
 from ehr.client import VaultClient, VaultClientError
+from ehr.crypto import SealContext, seal
+from ehr.demo import synthetic_record
+from ehr.envelope import Envelope
+from ehr.fhir import canonical_json
 from ehr.identity import ActorKeys, Role
+from ehr.service import Vault
+from ehr.settings import Settings
 from ehr.tokens import ASSERTION_TYPE, make_client_assertion
+from ehr.transaction import assign_patient
 from tests.conftest import Clock, observation
 
 
@@ -344,9 +355,174 @@ def test_named_writer_may_add_but_not_read(patient: VaultClient, clinician: Vaul
         clinician.create(observation(patient.address))
 
 
+def _condition(patient: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "subject": {"reference": f"Patient/{patient}"}, "code": {"text": "HIV"}}
+
+
+def _token(http: TestClient, keys: ActorKeys, clock: Clock, scope: str) -> dict[str, str]:
+    return bearer(VaultClient(http, keys, clock=clock, scope=scope))
+
+
+@pytest.mark.parametrize(
+    ("scope", "missing"),
+    [
+        ("patient/Observation.r", "delete on Condition (it needs patient/Condition.d)"),
+        ("patient/Observation.cruds", "delete on Condition (it needs patient/Condition.d)"),
+        ("patient/*.crus", "delete on Condition (it needs patient/Condition.d)"),
+    ],
+)
+def test_erase_needs_delete_on_the_type_as_delete_does(
+    http: TestClient, patient: VaultClient, clock: Clock, scope: str, missing: str
+) -> None:
+    condition = patient.create(_condition(patient.address))
+    token = _token(http, patient.keys, clock, scope)
+    for refused in (
+        http.post(f"/Condition/{condition['id']}/$erase", headers=token),
+        http.delete(f"/Condition/{condition['id']}", headers=token),
+    ):
+        assert refused.status_code == 403
+        assert outcome(refused) == f"the access token's scopes do not allow {missing}"
+    assert patient.read("Condition", condition["id"])["code"]["text"] == "HIV"  # untouched
+
+
+@pytest.mark.parametrize("scope", ["patient/Condition.d", "patient/*.d", "patient/*.cruds"])
+def test_erase_with_delete_on_the_type(http: TestClient, patient: VaultClient, clock: Clock, scope: str) -> None:
+    condition = patient.create(_condition(patient.address))
+    erased = http.post(f"/Condition/{condition['id']}/$erase", headers=_token(http, patient.keys, clock, scope))
+    assert erased.status_code == 200
+    assert "1 version(s) crypto-shredded" in outcome(erased)
+    with pytest.raises(VaultClientError) as gone:
+        patient.read("Condition", condition["id"])
+    assert gone.value.status == 410
+
+
+@pytest.mark.parametrize(
+    ("scope", "missing"),
+    [
+        ("patient/Observation.r", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/*.rs", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/Observation.cruds", "create and update on every resource type (it needs patient/*.cu)"),
+        ("patient/*.c", "update on every resource type (it needs patient/*.u)"),
+    ],
+)
+def test_naming_or_removing_a_writer_needs_create_and_update_on_every_type(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock, scope: str, missing: str
+) -> None:
+    token = _token(http, patient.keys, clock, scope)
+    added = http.put(f"/auth/writers/{clinician.address}", headers=token)
+    assert added.status_code == 403
+    assert outcome(added) == f"the access token's scopes do not allow {missing}"
+    assert patient.writers() == []
+    clock.advance(hours=1)  # the narrow token is long gone: the clinician still may not write
+    with pytest.raises(VaultClientError) as refused:
+        clinician.create(observation(patient.address))
+    assert refused.value.status == 403
+
+    patient.add_writer(clinician.address)
+    removed = http.delete(f"/auth/writers/{clinician.address}", headers=_token(http, patient.keys, clock, scope))
+    assert removed.status_code == 403
+    assert outcome(removed) == f"the access token's scopes do not allow {missing}"
+    assert patient.writers() == [clinician.address]
+
+
+@pytest.mark.parametrize("scope", ["patient/*.cu", "patient/*.write", "patient/*.cruds"])
+def test_a_token_that_may_write_everything_names_and_removes_writers(
+    http: TestClient, patient: VaultClient, clinician: VaultClient, clock: Clock, scope: str
+) -> None:
+    token = _token(http, patient.keys, clock, scope)
+    assert http.put(f"/auth/writers/{clinician.address}", headers=token).status_code == 200
+    assert http.get("/auth/writers", headers=_token(http, patient.keys, clock, "patient/Observation.r")).json()[
+        "writers"
+    ] == [clinician.address]
+    clinician.create(observation(patient.address))
+    assert http.delete(f"/auth/writers/{clinician.address}", headers=token).status_code == 200
+    assert patient.writers() == []
+
+
 def test_only_a_patient_names_writers(http: TestClient, patient: VaultClient, clinician: VaultClient) -> None:
     response = http.put(f"/auth/writers/{patient.address}", headers=bearer(clinician))
     assert response.status_code == 403
+
+
+# -- a Patient resource is its own patient ------------------------------------------------------------
+SQUAT = "a Patient resource's id must be the address of the patient whose record holds it"
+
+
+def _sealed_patient(resource_id: str, owner: ActorKeys, version: int = 1) -> dict[str, Any]:
+    """A Patient sealed by hand (the client would file it under its id): ``Patient/<resource_id>`` in ``owner``'s
+    record."""
+    fake = {"resourceType": "Patient", "id": resource_id, "name": [{"text": "Fake Name"}]}
+    context = SealContext("Patient", resource_id, str(version), owner.address)
+    sealed, key = seal(canonical_json(fake), context, owner.address, owner.public().encryption_key())
+    return Envelope(sealed, key).to_binary("1970-01-01T00:00:00Z")
+
+
+def _squat_refused(response: Any, owner: str, where: str = "") -> None:
+    assert response.status_code == 422
+    assert outcome(response) == f"{where}{SQUAT}: Patient/{owner}"
+    assert response.json()["issue"][0]["expression"] == ["Patient.id"]
+
+
+def test_a_patient_cannot_file_another_patients_patient_resource(
+    http: TestClient, patient: VaultClient, other_patient: VaultClient, clinician: VaultClient, clock: Clock
+) -> None:
+    victim, mallory = patient, other_patient
+    binary = _sealed_patient(victim.address, mallory.keys)
+    _squat_refused(http.post("/Patient", json=binary, headers=bearer(mallory)), mallory.address)
+    _squat_refused(http.put(f"/Patient/{victim.address}", json=binary, headers=bearer(mallory)), mallory.address)
+    # A writer Mallory named cannot do it for her either.
+    mallory.add_writer(clinician.address)
+    _squat_refused(http.put(f"/Patient/{victim.address}", json=binary, headers=bearer(clinician)), mallory.address)
+    # Plain FHIR is filed under the Patient's id: the victim's record, which Mallory may not write to.
+    plain = {"resourceType": "Patient", "id": victim.address, "name": [{"text": "Fake Name"}]}
+    response = http.put(f"/Patient/{victim.address}", json=plain, headers=bearer(mallory))
+    assert response.status_code == 403
+    assert "only the patient, or a writer the patient has named" in outcome(response)
+    # Nothing was filed: the victim creates, updates and erases her own; Mallory's grantee cannot read it.
+    victim.create({"resourceType": "Patient", "name": [{"text": "Real"}]})
+    victim.update({"resourceType": "Patient", "id": victim.address, "name": [{"text": "Real, amended"}]})
+    assert victim.read("Patient", victim.address)["name"] == [{"text": "Real, amended"}]
+    mallory.grant(clinician.address, ["patient"], expiry=clock.now + timedelta(days=1))
+    with pytest.raises(VaultClientError) as refused:
+        clinician.read("Patient", victim.address)
+    assert refused.value.status == 403
+    victim.erase("Patient", victim.address)
+
+
+def test_a_patient_resource_id_is_the_address_as_the_vault_spells_it(http: TestClient, patient: VaultClient) -> None:
+    lower = patient.address.lower()
+    plain = {"resourceType": "Patient", "id": lower, "name": [{"text": "Ada"}]}
+    _squat_refused(http.put(f"/Patient/{lower}", json=plain, headers=bearer(patient)), patient.address)
+    binary = _sealed_patient("not-an-address", patient.keys)
+    _squat_refused(http.post("/Patient", json=binary, headers=bearer(patient)), patient.address)
+    # Its own address, sealed by hand or plain: accepted.
+    created = http.post("/Patient", json=_sealed_patient(patient.address, patient.keys), headers=bearer(patient))
+    assert created.status_code == 201
+    updated = http.put(f"/Patient/{patient.address}", json={**plain, "id": patient.address}, headers=bearer(patient))
+    assert updated.status_code == 200
+
+
+def test_a_transaction_cannot_file_another_patients_patient_resource(
+    http: TestClient, patient: VaultClient, other_patient: VaultClient
+) -> None:
+    victim, mallory = patient, other_patient
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": observation(mallory.address), "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": _sealed_patient(victim.address, mallory.keys),
+                "request": {"method": "PUT", "url": f"Patient/{victim.address}"},
+            },
+        ],
+    }
+    _squat_refused(http.post("/", json=bundle, headers=bearer(mallory)), mallory.address, "Bundle.entry[1]: ")
+    assert mallory.search("Observation", [("_count", "0")])["total"] == 0  # all or nothing
+    # pchr upload's Bundle (its Patient rebound to the uploader) goes through, whatever the address's case.
+    record = assign_patient(synthetic_record(seed=5), victim.address.lower())
+    response = victim.transaction(record, patient=victim.address)
+    assert any(e["response"]["location"].startswith(f"Patient/{victim.address}/") for e in response["entry"])
 
 
 # -- authentication -------------------------------------------------------------------------------
@@ -449,6 +625,87 @@ def test_bad_assertions_are_refused(http: TestClient, patient: VaultClient, cloc
     response = _token_request(http, assertion)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_an_assertion_for_another_server_is_refused_whatever_the_host_header(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    # Signed by the patient for another service; replayed here with that service's name in Host.
+    stolen = make_client_assertion(patient.keys, "http://other-vault.example/auth/token", now=clock.now)
+    replay = http.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "patient/*.cruds",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": stolen,
+        },
+        headers={"Host": "other-vault.example"},
+    )
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"
+    assert "access_token" not in replay.json()
+    # The Host header changes nothing for an assertion made for this vault either.
+    ours = make_client_assertion(patient.keys, "http://testserver/auth/token", now=clock.now)
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "patient/*.rs",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": ours,
+    }
+    assert http.post("/auth/token", data=form, headers={"Host": "other-vault.example"}).status_code == 200
+
+
+def test_links_are_built_on_the_public_url_not_the_host_header(
+    http: TestClient, patient: VaultClient, clock: Clock
+) -> None:
+    for i in range(3):
+        patient.create(observation(patient.address, float(i)))
+        clock.advance(seconds=1)
+    page = http.get("/Observation", params={"_count": "2"}, headers={**bearer(patient), "Host": "evil.example"})
+    assert page.status_code == 200
+    urls = [link["url"] for link in page.json()["link"]] + [e["fullUrl"] for e in page.json()["entry"]]
+    assert urls
+    assert all(url.startswith("http://testserver/") for url in urls)
+    config = http.get("/.well-known/smart-configuration", headers={"Host": "evil.example"}).json()
+    assert config["token_endpoint"] == "http://testserver/auth/token"
+
+
+@pytest.fixture
+def loopback_vault(settings: Settings, vault: Vault) -> FastAPI:
+    """A vault served as ``pchr serve`` serves one by default: public URL http://127.0.0.1:8080."""
+    return create_app(dataclasses.replace(settings, public_url="http://127.0.0.1:8080"), vault=vault)
+
+
+@pytest.mark.parametrize("spelling", ["http://127.0.0.1:8080", "http://localhost:8080"])
+def test_a_loopback_vault_answers_to_127_0_0_1_and_localhost(
+    loopback_vault: FastAPI, spelling: str, clock: Clock
+) -> None:
+    with TestClient(loopback_vault, base_url=spelling) as http:
+        client = VaultClient(http, ActorKeys.generate(Role.PATIENT), clock=clock)
+        client.register()
+        for i in range(3):
+            client.create(observation(client.address, float(i)))
+        page = client.search("Observation", [("_count", "2")])
+        # Links in the spelling the client used, which its client follows.
+        assert all(link["url"].startswith(f"{spelling}/") for link in page["link"])
+        assert len(client.everything("Observation", [("_count", "2")])) == 3
+
+
+@pytest.mark.parametrize("other", ["http://127.0.0.1:8081", "https://127.0.0.1:8080", "http://[::1]:8080"])
+def test_a_loopback_vault_refuses_assertions_for_another_port_or_scheme(
+    loopback_vault: FastAPI, patient_keys: ActorKeys, clock: Clock, other: str
+) -> None:
+    with TestClient(loopback_vault, base_url="http://127.0.0.1:8080") as http:
+        VaultClient(http, patient_keys, clock=clock).register()
+        response = _token_request(http, make_client_assertion(patient_keys, f"{other}/auth/token", now=clock.now))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_a_vault_without_a_public_url_is_not_built(settings: Settings, vault: Vault) -> None:
+    with pytest.raises(ValueError, match="needs its public URL"):
+        create_app(dataclasses.replace(settings, public_url=None), vault=vault)
 
 
 def test_wrong_grant_type_and_unknown_scope(http: TestClient, patient: VaultClient, clock: Clock) -> None:

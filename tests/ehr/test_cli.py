@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from ehr._serve import serve_in_thread
+from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
 from ehr.cli import main
 from ehr.demo import run_demo, synthetic_record
@@ -61,8 +63,9 @@ def test_upload_and_read_against_a_live_vault(runner: CliRunner, tmp_path: Path)
     bundle_file.write_text(json.dumps(bundle))
     n_obs = sum(1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
 
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
-    with serve_in_thread(app) as url:
+    listener = listen()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", public_url=listener.url))
+    with serve_in_thread(app, listener=listener) as url:
         for key in (alice, clinic):
             result = runner.invoke(main, ["keys", "register", "--vault", url, "--keyfile", str(key)])
             assert result.exit_code == 0, result.output
@@ -112,8 +115,10 @@ def test_consent_grant_model_and_score(runner: CliRunner, tmp_path: Path) -> Non
     bundle_file = tmp_path / "record.json"
     bundle_file.write_text(json.dumps(synthetic_record(seed=5)))
 
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", models=("diabetes",)))
-    with serve_in_thread(app) as url:
+    listener = listen()
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/vault.db", models=("diabetes",), public_url=listener.url)
+    app = create_app(settings)
+    with serve_in_thread(app, listener=listener) as url:
         where = ["--vault", url]
         for key in (alice, clinic):
             assert runner.invoke(main, ["keys", "register", *where, "--keyfile", str(key)]).exit_code == 0
@@ -179,3 +184,50 @@ def test_zk_check_key_accepts_a_key_for_the_circuit_and_names_what_is_wrong_with
     assert unreadable.exit_code == 1
     assert "garbage.zkey is not a key for pchr-consent-v2" in unreadable.output
     assert "Traceback" not in unreadable.output
+
+
+def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, public_url: str | None = None) -> Any:
+    """``pchr serve ARGS`` up to the point it would start uvicorn; returns the click result and what it ran."""
+    started: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: started.update(kwargs, env=dict(os.environ)))
+    # Every variable serve sets is listed, so that CliRunner puts each back afterwards.
+    env = {
+        "PCHR_DATABASE_URL": f"sqlite:///{tmp_path}/v.db",
+        "PCHR_TOKEN_KEY": str(tmp_path / "token.key"),
+        "PCHR_MODELS": "",
+        "PCHR_LEDGER": "sql",
+        "PCHR_PUBLIC_URL": public_url,
+        "PCHR_ZK_KEY": None,
+    }
+    result = CliRunner(env=env).invoke(main, ["serve", *args])
+    return result, started
+
+
+def test_serve_on_loopback_answers_at_its_own_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, started = _serve(tmp_path, monkeypatch, "--port", "8123")
+    assert result.exit_code == 0, result.output
+    assert started["host"] == "127.0.0.1"
+    assert started["env"]["PCHR_PUBLIC_URL"] == "http://127.0.0.1:8123"
+    assert "for clients at http://127.0.0.1:8123" in result.output
+
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (nothing binds it here: uvicorn.run is replaced)
+
+
+def test_serve_beyond_loopback_needs_a_public_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, started = _serve(tmp_path, monkeypatch, "--host", ALL_INTERFACES, "--port", "8123")
+    assert result.exit_code != 0
+    assert "--host 0.0.0.0 listens beyond this machine: set --public-url (or PCHR_PUBLIC_URL)" in result.output
+    assert not started
+    assert not (tmp_path / "token.key").exists()  # refused before anything was made
+
+    given, started = _serve(tmp_path, monkeypatch, "--host", ALL_INTERFACES, public_url="https://vault.example.org/")
+    assert given.exit_code == 0, given.output
+    assert started["env"]["PCHR_PUBLIC_URL"] == "https://vault.example.org"
+
+
+def test_serve_refuses_a_malformed_public_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, started = _serve(tmp_path, monkeypatch, "--public-url", "vault.example.org")
+    assert result.exit_code != 0
+    assert "--public-url / PCHR_PUBLIC_URL: the public URL 'vault.example.org' must be http://" in result.output
+    assert not started

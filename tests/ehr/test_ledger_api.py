@@ -20,7 +20,7 @@ from consent_chain.entries import GrantEntry
 from consent_chain.grants import Grant
 from consent_chain.note import Verifier, verify_checkpoint
 from consent_chain.state_tree import DEPTH, MerklePath, verify_path
-from ehr._serve import serve_in_thread
+from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
 from ehr.cli import main
 from ehr.client import VaultClient
@@ -132,9 +132,10 @@ def test_cli_consent_access_log_erase_and_audit(tmp_path: Path) -> None:
     clinic_address = out.split()[1]
     record = tmp_path / "record.json"
     record.write_text(json.dumps(synthetic_record(seed=9)))
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    listener = listen()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", public_url=listener.url))
     state = tmp_path / "audit.json"
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, listener=listener) as url:
         common = ["--vault", url]
         for key in (alice, clinic):
             assert runner.invoke(main, ["keys", "register", *common, "--keyfile", str(key)]).exit_code == 0
@@ -190,8 +191,9 @@ def test_cli_consent_access_log_erase_and_audit(tmp_path: Path) -> None:
         assert one["resourceType"] == "CapabilityStatement"
 
     # The same state file against a different ledger (another history, another key): refused.
-    other = create_app(Settings(database_url=f"sqlite:///{tmp_path}/other.db"))
-    with serve_in_thread(other) as url:
+    listener = listen()
+    other = create_app(Settings(database_url=f"sqlite:///{tmp_path}/other.db", public_url=listener.url))
+    with serve_in_thread(other, listener=listener) as url:
         refused_audit = runner.invoke(main, ["audit", "ledger", "--vault", url, "--state", str(state)])
         assert refused_audit.exit_code == 1
         assert "BAD CHECKPOINT" in refused_audit.output
@@ -200,16 +202,22 @@ def test_cli_consent_access_log_erase_and_audit(tmp_path: Path) -> None:
 def test_audit_detects_a_fork_served_by_the_same_key(tmp_path: Path) -> None:
     """An operator that shows an auditor two different histories under one key is caught on the second visit."""
     key = tmp_path / "ledger.key"
-    first = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a.db", ledger_key_path=key))
+    listener = listen()
+    first = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path}/a.db", ledger_key_path=key, public_url=listener.url)
+    )
     state = tmp_path / "audit.json"
     lines: list[str] = []
-    with serve_in_thread(first) as url:
+    with serve_in_thread(first, listener=listener) as url:
         for _ in range(3):
             with VaultClient.connect(url, _fresh_patient()) as client:
                 client.register()
         assert run_ledger_audit(url, state, None, echo=lines.append) == 0
-    forked = create_app(Settings(database_url=f"sqlite:///{tmp_path}/b.db", ledger_key_path=key))
-    with serve_in_thread(forked) as url:
+    listener = listen()
+    forked = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path}/b.db", ledger_key_path=key, public_url=listener.url)
+    )
+    with serve_in_thread(forked, listener=listener) as url:
         for _ in range(4):
             with VaultClient.connect(url, _fresh_patient()) as client:
                 client.register()

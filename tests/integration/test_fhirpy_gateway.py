@@ -22,7 +22,7 @@ import pytest
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
-from ehr._serve import serve_in_thread
+from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
 from ehr.client import VaultClient
 from ehr.demo import plaintext_needles, synthetic_record
@@ -63,7 +63,8 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    listener = listen()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", public_url=listener.url))
     wire: list[Exchange] = []
 
     def record(response: httpx.Response) -> None:
@@ -72,7 +73,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         wire.append(Exchange(request.method, request.url.path, request.content, response.status_code, response.content))
 
     try:
-        with serve_in_thread(app) as vault_url:
+        with serve_in_thread(app, listener=listener) as vault_url:
             patient = VaultClient.connect(vault_url, ActorKeys.generate(Role.PATIENT))
             patient.http.event_hooks = {"request": [], "response": [record]}
             try:
