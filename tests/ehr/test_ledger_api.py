@@ -229,11 +229,12 @@ def test_audit_detects_a_fork_served_by_the_same_key(tmp_path: Path) -> None:
 def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path: Path) -> None:
     """An operator writes a GRANT its patient never signed straight into its database: the log and its checkpoints
     stay consistent, and the audit, replaying the append rules in the domain it pinned, names the entry."""
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db"))
+    listener = listen()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/vault.db", public_url=listener.url))
     state = tmp_path / "audit.json"
     lines: list[str] = []
     patient = _fresh_patient()
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, listener=listener) as url:
         with VaultClient.connect(url, patient) as client:
             client.register()
         assert run_ledger_audit(url, state, None, echo=lines.append) == 0
