@@ -9,9 +9,11 @@ What a patient signs holds no health data and no names (DESIGN.md section 4)::
 
 ``commitment`` is the Poseidon commitment to (grantee, purpose, scope, expiry, salt): anyone can check that the
 patient signed it; only the grant's parties, who know the opening, learn what it grants. The domain binds a
-signature to one ledger (``chainId`` and ``verifyingContract``: the EVM contract, or the values a SQL ledger is
-configured with), so a signature cannot be replayed on another ledger; the per-patient ``nonce`` stops
-replays on the same one.
+signature to one ledger, so that it cannot be replayed on another: on an EVM ledger ``verifyingContract`` is the
+contract; a SQL ledger has no contract, so its ``verifyingContract`` is derived from its operator's checkpoint key
+(:func:`sql_ledger_domain`): two SQL ledgers with their own keys never share a domain, and an operator cannot take
+another ledger's domain without claiming that ledger's key, which its auditors pin. The per-patient ``nonce``
+stops replays on the same ledger.
 
 The digests are computed here directly from the spec (fixed structs, 32-byte words), which is fast enough for
 thousands of appends a second; the tests check them against eth-account's general ``encode_typed_data``, and a
@@ -45,6 +47,7 @@ __all__ = [
     "recover_signer",
     "recover_signer_bytes",
     "sign",
+    "sql_ledger_domain",
 ]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -102,6 +105,20 @@ class Domain:
         if not isinstance(contract, str):
             raise ValueError("an EIP-712 domain's verifyingContract is an address")
         return cls(name, version, chain_id, normalize_address(contract))
+
+
+_SQL_LEDGER_TAG = b"pchr sql consent ledger v1\n"
+
+
+def sql_ledger_domain(operator_vkey: str, *, chain_id: int) -> Domain:
+    """The EIP-712 domain of a SQL consent ledger: ``verifyingContract`` is the last 20 bytes of
+    keccak256("pchr sql consent ledger v1\\n" || the operator's verifier key), the C2SP ``name+hash+key`` string
+    its checkpoints verify under and its auditors pin.
+
+    No contract lives at that address; it only makes the domain, and so every signature in it, this ledger's own.
+    """
+    digest = keccak(_SQL_LEDGER_TAG + operator_vkey.encode())
+    return Domain(chain_id=chain_id, verifying_contract=to_checksum_address(digest[12:]))
 
 
 def _check_uint(name: str, value: int, bits: int) -> None:

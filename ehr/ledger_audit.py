@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from consent_chain.audit import audit_ledger
-from consent_chain.eip712 import Domain
+from consent_chain.eip712 import Domain, sql_ledger_domain
 from consent_chain.errors import ForkError, NoteError
 from consent_chain.note import Checkpoint, Verifier
 
@@ -72,6 +72,13 @@ def run_ledger_audit(
                 f"pinning the ledger's EIP-712 domain on first use: {domain.name!r} version {domain.version}, "
                 f"chain {domain.chain_id}, contract {domain.to_json()['verifyingContract']}"
             )
+            if domain == sql_ledger_domain(verifier.to_vkey(), chain_id=domain.chain_id):
+                echo("  (derived from the pinned operator key: this ledger's own, no other ledger signs in it)")
+            else:
+                echo(
+                    "  (not derived from the operator key: an EVM ledger's contract, or a domain the operator set; "
+                    "check that the contract is this ledger's, or signatures made for another ledger could count)"
+                )
         previous = Checkpoint.from_text(saved["checkpoint"]) if "checkpoint" in saved else None
         try:
             report = audit_ledger(HttpLedgerSource(client), verifier, domain=domain, previous=previous)

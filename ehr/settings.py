@@ -86,7 +86,9 @@ class Settings:
     ledger_chain_id: int = 31337
     """EIP-712 domain chainId that grant signatures are bound to (SQL ledger; an EVM ledger's is its chain's)."""
     ledger_contract: str = "0x0000000000000000000000000000000000000000"
-    """EIP-712 domain verifyingContract (the contract's address on an EVM ledger)."""
+    """EIP-712 domain verifyingContract: the contract's address on an EVM ledger. On a SQL ledger the zero address
+    (the default) derives one from the operator's checkpoint key (:func:`consent_chain.eip712.sql_ledger_domain`),
+    so that no other ledger shares its domain; set it only to keep a domain a ledger already uses."""
     ledger: str = "sql"
     """Where the consent ledger lives: ``sql`` (tables in the vault's database), ``evm+http://host:port`` (the
     ConsentLedger contract at ``ledger_contract`` on an EVM node, over JSON-RPC; ``pchr serve`` deploys one when

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consent_chain.backends.sql import SqlLedgerBackend
-from consent_chain.eip712 import Domain
+from consent_chain.eip712 import Domain, sql_ledger_domain
 from consent_chain.errors import ChainError
 from consent_chain.ledger import Ledger
 from consent_chain.note import Signer
@@ -98,7 +98,10 @@ def build_ledger(settings: Settings) -> Ledger:
     if settings.ledger != "sql":
         backend = build_evm_backend(settings)
         return Ledger(backend, signer, origin=settings.ledger_origin, domain=backend.domain)
-    domain = Domain(chain_id=settings.ledger_chain_id, verifying_contract=settings.ledger_contract)
+    if int(settings.ledger_contract, 16):
+        domain = Domain(chain_id=settings.ledger_chain_id, verifying_contract=settings.ledger_contract)
+    else:  # the default: a domain of this ledger's own, bound to its operator's checkpoint key
+        domain = sql_ledger_domain(signer.verifier.to_vkey(), chain_id=settings.ledger_chain_id)
     return Ledger(SqlLedgerBackend(settings.database_url), signer, origin=settings.ledger_origin, domain=domain)
 
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent_chain.eip712 import Domain, GrantMessage, RevokeMessage, digest, recover_signer, sign, to_json
+from consent_chain.eip712 import (
+    Domain,
+    GrantMessage,
+    RevokeMessage,
+    digest,
+    recover_signer,
+    sign,
+    sql_ledger_domain,
+    to_json,
+)
 from consent_chain.errors import SignatureError
+from consent_chain.note import Signer
 from ehr.identity import ActorKeys, Role
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x5FbDB2315678afecb367f032d93F642f64180aa3")
@@ -102,3 +114,22 @@ def test_a_domain_round_trips_through_its_json() -> None:
 def test_a_malformed_domain_is_refused(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Domain.from_json({**DOMAIN.to_json(), **change})
+
+
+def test_a_sql_ledger_s_domain_is_its_operator_s_own() -> None:
+    a, b = Signer.generate("a.example/ledger"), Signer.generate("a.example/ledger")
+    domain = sql_ledger_domain(a.verifier.to_vkey(), chain_id=31337)
+    assert domain == sql_ledger_domain(a.verifier.to_vkey(), chain_id=31337)  # auditors recompute it
+    assert domain.verifying_contract == to_checksum_address(
+        keccak(b"pchr sql consent ledger v1\n" + a.verifier.to_vkey().encode())[12:]
+    )
+    others = {sql_ledger_domain(b.verifier.to_vkey(), chain_id=31337), Domain(), Domain(chain_id=1)}
+    assert domain not in others
+    assert sql_ledger_domain(a.verifier.to_vkey(), chain_id=1) != domain
+    # A signature in one ledger's domain names nobody in the other's.
+    patient = ActorKeys.generate(Role.PATIENT)
+    message = RevokeMessage(b"\x01" * 32, 0, 1_700_000_000)
+    signature = sign(patient, domain, message)
+    assert recover_signer(domain, message, signature) == patient.address
+    other = sql_ledger_domain(b.verifier.to_vkey(), chain_id=31337)
+    assert recover_signer(other, message, signature) != patient.address

@@ -6,7 +6,7 @@ import base64
 import dataclasses
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,16 +15,20 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from consent_chain import merkle
-from consent_chain.eip712 import Domain
-from consent_chain.entries import GrantEntry
+from consent_chain.catalogue import read_catalogue
+from consent_chain.eip712 import Domain, GrantMessage, sign, sql_ledger_domain
+from consent_chain.entries import GrantEntry, KeyEntry
+from consent_chain.errors import AppendRefused
 from consent_chain.grants import Grant
 from consent_chain.note import Verifier, verify_checkpoint
 from consent_chain.state_tree import DEPTH, MerklePath, verify_path
 from ehr._serve import listen, serve_in_thread
 from ehr.api import create_app
+from ehr.api.app import build_ledger
 from ehr.cli import main
 from ehr.client import VaultClient
 from ehr.demo import synthetic_record
+from ehr.identity import ActorKeys, Role
 from ehr.ledger_audit import run_ledger_audit
 from ehr.settings import Settings
 from tests.conftest import Clock
@@ -240,6 +244,7 @@ def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path:
         assert run_ledger_audit(url, state, None, echo=lines.append) == 0
         ledger = app.state.consents.ledger
         assert any(line.startswith("pinning the ledger's EIP-712 domain on first use") for line in lines)
+        assert "  (derived from the pinned operator key: this ledger's own, no other ledger signs in it)" in lines
         assert any(line.startswith("every entry follows the append rules, replayed") for line in lines)
         assert Domain.from_json(json.loads(state.read_text())["domain"]) == ledger.domain
 
@@ -264,10 +269,35 @@ def test_the_audit_pins_the_domain_and_names_an_entry_the_rules_refuse(tmp_path:
 
 
 def _fresh_patient():
-    from ehr.identity import ActorKeys, Role
-
     return ActorKeys.generate(Role.PATIENT)
 
 
 def _address(keyfile: Path) -> str:
     return json.loads(keyfile.read_text())["address"]
+
+
+def test_a_grant_signed_for_one_vault_s_ledger_is_refused_by_another_s(tmp_path: Path) -> None:
+    """Two SQL vaults with their own operator keys have their own EIP-712 domains: what a patient signed for one
+    (a grant, a revocation) does not verify on the other, so neither operator can replay it."""
+    a, b = (
+        build_ledger(Settings(database_url=f"sqlite:///{tmp_path}/{n}.db", ledger_key_path=tmp_path / f"{n}.key"))
+        for n in ("a", "b")
+    )
+    assert a.domain != b.domain
+    for ledger in (a, b):
+        assert ledger.domain == sql_ledger_domain(ledger.signer.verifier.to_vkey(), chain_id=31337)
+    patient, clinician = ActorKeys.generate(Role.PATIENT), ActorKeys.generate(Role.CLINICIAN)
+    keys = [KeyEntry(k.address, k.role, k.x25519_public, k.public().binding_signature) for k in (patient, clinician)]
+    for ledger in (a, b):
+        ledger.append(keys)
+    catalogue = read_catalogue()
+    grant = Grant.new(patient.address, clinician.address, "TREAT", catalogue.mask(["laboratory"]),
+                      datetime.now(UTC) + timedelta(days=1), catalogue)  # fmt: skip
+    message = GrantMessage(grant.grant_id, grant.commitment(), 0, int(datetime.now(UTC).timestamp()))
+    entry = GrantEntry(grant.grant_id, patient.address, grant.commitment(), 0, message.issued_at,
+                       sign(patient, a.domain, message))  # fmt: skip
+    assert a.append([entry])[0].index == 2
+    with pytest.raises(AppendRefused) as refused:
+        b.append([entry])
+    assert refused.value.reason == "bad-signature"
+    assert b.size() == 2
