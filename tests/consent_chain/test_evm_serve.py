@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ehr.demo import run_demo
 from ehr.identity import ActorKeys, Role
 from ehr.settings import Settings
 from tests.consent_chain.conftest import EvmChain
+from tests.integration.vault_process import wait_until_serving
 
 
 def _free_port() -> int:
@@ -69,16 +69,7 @@ def test_serve_with_two_workers_keeps_the_ledger_on_the_chain(hardhat_chain: Evm
         found = re.search(r"contract (0x[0-9a-fA-F]{40}) on chain 31337, 0 entries \(deployed now", announced)
         assert found, announced
         address = found.group(1)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            assert server.poll() is None, server.stdout.read()
-            time.sleep(0.2)
+        wait_until_serving(base, server, seconds=60)
         domain = httpx.get(f"{base}/ledger/domain").json()
         assert (domain["chainId"], domain["verifyingContract"]) == (31337, address)
         patient, doctor = ActorKeys.generate(Role.PATIENT), ActorKeys.generate(Role.CLINICIAN)

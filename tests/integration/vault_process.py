@@ -31,6 +31,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_serving(base: str, server: subprocess.Popen[bytes], *, seconds: float) -> None:
+    """Poll ``base``/metadata until it answers 200; fails with the server's output if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        assert server.poll() is None, server.stdout.read() if server.stdout else ""
+        time.sleep(0.2)
+
+
 @contextmanager
 def pchr_serve(tmp_path: Path, *, workers: int = 1) -> Iterator[VaultProcess]:
     """``pchr serve`` on a free loopback port with a SQLite database in ``tmp_path``; stopped on exit."""
@@ -54,16 +68,7 @@ def pchr_serve(tmp_path: Path, *, workers: int = 1) -> Iterator[VaultProcess]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            time.sleep(0.2)
+        wait_until_serving(base, server, seconds=30)
         yield VaultProcess(base, server)
     finally:
         server.terminate()
