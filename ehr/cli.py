@@ -566,24 +566,15 @@ def _serve_public_url(host: str, port: int, public_url: str | None) -> str:
             return check_public_url(public_url)
         except ValueError as exc:
             raise click.ClickException(f"--public-url / PCHR_PUBLIC_URL: {exc}") from exc
-    if not _is_loopback(host):
+    from ehr.local_guard import is_loopback_host
+
+    if not is_loopback_host(_url_host(host)):  # the gateway's rule, on the bind address written as a Host value
         raise click.ClickException(
             f"--host {host} listens beyond this machine: set --public-url (or PCHR_PUBLIC_URL) to the URL clients "
             "use, e.g. https://vault.example.org; it is the access tokens' audience, and the vault does not take "
             "it from requests"
         )
     return f"http://{_url_host(host)}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

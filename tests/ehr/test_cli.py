@@ -211,6 +211,28 @@ def test_serve_on_loopback_answers_at_its_own_address(tmp_path: Path, monkeypatc
     assert "for clients at http://127.0.0.1:8123" in result.output
 
 
+@pytest.mark.parametrize(
+    ("host", "public_url"),
+    [("localhost", "http://localhost:8123"), ("::1", "http://[::1]:8123"), ("127.0.0.2", "http://127.0.0.2:8123")],
+)
+def test_serve_on_any_loopback_address_defaults_its_public_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, public_url: str
+) -> None:
+    result, started = _serve(tmp_path, monkeypatch, "--host", host, "--port", "8123")
+    assert result.exit_code == 0, result.output
+    assert started["env"]["PCHR_PUBLIC_URL"] == public_url
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "::", "vault.example.org"])
+def test_serve_on_another_address_without_a_public_url_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    result, started = _serve(tmp_path, monkeypatch, "--host", host, "--port", "8123")
+    assert result.exit_code != 0
+    assert f"--host {host} listens beyond this machine" in result.output
+    assert not started
+
+
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (nothing binds it here: uvicorn.run is replaced)
 
 
